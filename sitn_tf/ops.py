@@ -1,0 +1,232 @@
+"""Functional core of SITN: the paper's equations as backend-agnostic `keras.ops`.
+
+Equation map (Sun et al., "Self-Supervised Interest Transfer Network via
+Prototypical Contrastive Learning for Recommendation", AAAI 2023):
+
+| Paper                                   | Function                      |
+|-----------------------------------------|-------------------------------|
+| `sim(., .)` ("dot" or "cosine")         | `similarity_matrix`,          |
+|                                         | `pairwise_similarity`         |
+| Eq. 2, aggregation `g` (masked mean)    | `masked_mean`                 |
+| Eqs. 3-4, CL-I2I InfoNCE (one direction)| `info_nce`                    |
+| Eq. 5, new clusters `u_k`               | `soft_cluster_update`         |
+| Eq. 6, top-k clusters for multi-view    | `top_k_clusters`              |
+| Eq. 7, CL-I2C (one direction)           | `instance_to_cluster_nce`     |
+
+All losses are returned per example (no reduction); callers (the models)
+reduce them so that padding rows and sample weights are handled in one place.
+
+Similarity: the paper uses the dot product. `similarity="cosine"`
+L2-normalises both operands first. Everything here works on unnormalised
+inputs; only the similarity scores see the normalisation (e.g. Eq. 5 sums
+the raw instances `p_i`).
+"""
+
+from __future__ import annotations
+
+import numbers
+
+from keras import ops
+
+SIMILARITIES = ("dot", "cosine")
+
+# Squared-norm floor for cosine similarity: keeps all-zero vectors (the
+# instance of an empty history) at similarity 0 with finite gradients.
+_NORM_EPSILON = 1e-12
+# Logit for excluded entries. Finite (not -inf) so that a row whose entries
+# are all excluded still gives finite values instead of NaN.
+_MASKED_LOGIT = -1e9
+
+
+def _check_similarity(similarity: str) -> None:
+    if similarity not in SIMILARITIES:
+        raise ValueError(
+            f"`similarity` must be one of {SIMILARITIES}, got {similarity!r}."
+        )
+
+
+def _check_temperature(temperature) -> None:
+    if isinstance(temperature, numbers.Number) and not temperature > 0:
+        raise ValueError(
+            f"`temperature` must be > 0, got {temperature!r}."
+        )
+
+
+def padding_mask(ids):
+    """True where `ids` is a real id, False where it is padding (id 0).
+
+    Args:
+        ids: integer tensor of any shape, e.g. `(batch, seq_len)`.
+
+    Returns:
+        Boolean tensor with the shape of `ids`.
+    """
+    return ops.not_equal(ids, ops.zeros((), dtype=ids.dtype))
+
+
+def l2_normalize(x, axis: int = -1):
+    """Divides by the L2 norm; an all-zero vector stays zero (no NaN)."""
+    squared = ops.sum(ops.square(x), axis=axis, keepdims=True)
+    return x * ops.rsqrt(ops.maximum(squared, _NORM_EPSILON))
+
+
+def similarity_matrix(a, b, similarity: str = "dot"):
+    """All-pairs `sim(a_i, b_j)`.
+
+    Args:
+        a: `(n, dim)`.
+        b: `(m, dim)`.
+        similarity: `"dot"` (paper) or `"cosine"`.
+
+    Returns:
+        `(n, m)` similarity scores.
+    """
+    _check_similarity(similarity)
+    if similarity == "cosine":
+        a, b = l2_normalize(a), l2_normalize(b)
+    return ops.matmul(a, ops.transpose(b))
+
+
+def pairwise_similarity(a, b, similarity: str = "dot"):
+    """Row-wise `sim(a_i, b_i)`: `(batch, dim), (batch, dim) -> (batch,)`."""
+    _check_similarity(similarity)
+    if similarity == "cosine":
+        a, b = l2_normalize(a), l2_normalize(b)
+    return ops.sum(a * b, axis=-1)
+
+
+def masked_mean(sequence, mask):
+    """Eq. 2, aggregation `g`: mean over the non-padding positions.
+
+    Args:
+        sequence: `(batch, seq_len, dim)`.
+        mask: `(batch, seq_len)` boolean or 0/1, True for real positions.
+
+    Returns:
+        `(batch, dim)`. A row without any real position gives zeros.
+    """
+    weights = ops.cast(mask, sequence.dtype)
+    total = ops.sum(sequence * ops.expand_dims(weights, -1), axis=1)
+    count = ops.sum(weights, axis=1, keepdims=True)
+    return total / ops.maximum(count, 1.0)
+
+
+def info_nce(anchors, positives, temperature, similarity: str = "dot", mask=None):
+    """Eqs. 3-4: InfoNCE with in-batch negatives, one direction.
+
+    Row `k` is `-log softmax_i(sim(a_k, p_i) / temperature)[k]`: the
+    positive of anchor `k` is `positives[k]`, every other row of `positives`
+    is a negative. CL-I2I is `L_i2i = L^{s2t} + L^{t2s}` with
+    `L^{s2t} = info_nce(p_s, p_t, ...)` and `L^{t2s} = info_nce(p_t, p_s, ...)`.
+
+    Args:
+        anchors: `(batch, dim)`.
+        positives: `(batch, dim)`, aligned with `anchors`.
+        temperature: positive scalar `tau`.
+        similarity: `"dot"` or `"cosine"`.
+        mask: optional `(batch,)` boolean. False rows are neither anchors
+            (their loss is 0) nor negatives for other rows. Used for users
+            whose history in one domain is empty.
+
+    Returns:
+        `(batch,)` per-row losses.
+    """
+    _check_temperature(temperature)
+    logits = similarity_matrix(anchors, positives, similarity) / temperature
+    if mask is not None:
+        mask = ops.cast(mask, "bool")
+        logits = ops.where(ops.expand_dims(mask, 0), logits, _MASKED_LOGIT)
+    loss = ops.logsumexp(logits, axis=1) - ops.diagonal(logits)
+    if mask is not None:
+        loss = ops.where(mask, loss, ops.zeros_like(loss))
+    return loss
+
+
+def soft_cluster_update(instances, clusters, similarity: str = "dot", mask=None):
+    """Eq. 5: new clusters `u_k = sum_i pi_i(k) p_i`.
+
+    `pi_i(k) = softmax_{k'}(sim(c_{k'}, p_i))[k]`: each instance spreads a
+    unit of weight over the K clusters, and each new cluster is the weighted
+    *sum* (not mean) of the batch's instances.
+
+    Args:
+        instances: `(batch, dim)`, the `p_i`.
+        clusters: `(num_clusters, dim)`, the trainable `C`.
+        similarity: `"dot"` or `"cosine"` (only inside the softmax).
+        mask: optional `(batch,)` boolean; False rows contribute nothing.
+
+    Returns:
+        `(num_clusters, dim)` new clusters `U`.
+    """
+    scores = similarity_matrix(instances, clusters, similarity)
+    # Softmax over clusters, spelled out so that K = 1 is not flagged by
+    # Keras' size-1-axis warning.
+    assignment = ops.exp(scores - ops.logsumexp(scores, axis=1, keepdims=True))
+    if mask is not None:
+        assignment = assignment * ops.expand_dims(ops.cast(mask, assignment.dtype), 1)
+    return ops.matmul(ops.transpose(assignment), instances)
+
+
+def top_k_clusters(instances, clusters, k: int, similarity: str = "dot"):
+    """Eq. 6 (selection): the `k` clusters most similar to each instance.
+
+    Args:
+        instances: `(batch, dim)`.
+        clusters: `(num_clusters, dim)`, typically the new clusters `U`.
+        k: number of views, `1 <= k <= num_clusters`.
+        similarity: `"dot"` or `"cosine"`.
+
+    Returns:
+        `(batch, k, dim)`, ordered by descending similarity. Gradients flow
+        into the selected clusters (the selection itself is discrete).
+    """
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"`k` must be a positive int, got {k!r}.")
+    num_clusters = clusters.shape[0]
+    if num_clusters is not None and k > num_clusters:
+        raise ValueError(
+            f"`k` must be <= the number of clusters ({num_clusters}), got {k}."
+        )
+    scores = similarity_matrix(instances, clusters, similarity)
+    _, indices = ops.top_k(scores, k, sorted=True)
+    return ops.take(clusters, indices, axis=0)
+
+
+def instance_to_cluster_nce(
+    anchors, positives, cluster_negatives, temperature, similarity: str = "dot"
+):
+    """Eq. 7: instance-to-cluster contrast, one direction.
+
+    `-log( e^{s(a,q)/tau} / (e^{s(a,q)/tau} + sum_j e^{s(a,u_j)/tau}) )`,
+    with `a = p^s_i`, `q = q^t_i` (the multi-view cluster of the other
+    domain's instance) and `u_j` all K new clusters of the other domain.
+
+    Args:
+        anchors: `(batch, dim)`.
+        positives: `(batch, dim)`, aligned with `anchors`.
+        cluster_negatives: `(num_clusters, dim)`, shared by all rows.
+        temperature: positive scalar `tau`.
+        similarity: `"dot"` or `"cosine"`.
+
+    Returns:
+        `(batch,)` per-row losses.
+    """
+    _check_temperature(temperature)
+    positive = pairwise_similarity(anchors, positives, similarity) / temperature
+    negative = similarity_matrix(anchors, cluster_negatives, similarity) / temperature
+    logits = ops.concatenate([ops.expand_dims(positive, 1), negative], axis=1)
+    return ops.logsumexp(logits, axis=1) - positive
+
+
+__all__ = [
+    "SIMILARITIES",
+    "info_nce",
+    "instance_to_cluster_nce",
+    "l2_normalize",
+    "masked_mean",
+    "padding_mask",
+    "pairwise_similarity",
+    "similarity_matrix",
+    "soft_cluster_update",
+    "top_k_clusters",
+]
