@@ -1,0 +1,23 @@
+"""Argument checks shared by the layers; messages name the argument."""
+
+from __future__ import annotations
+
+
+def check_int(name: str, value, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}.")
+
+
+def check_rate(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise ValueError(f"`{name}` must be in [0, 1), got {value!r}.")
+
+
+def check_units(name: str, units) -> tuple[int, ...]:
+    try:
+        units = tuple(units)
+    except TypeError:
+        raise ValueError(f"`{name}` must be a sequence of positive ints, got {units!r}.") from None
+    if any(not isinstance(u, int) or isinstance(u, bool) or u <= 0 for u in units):
+        raise ValueError(f"`{name}` must be a sequence of positive ints, got {units!r}.")
+    return units
