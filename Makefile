@@ -1,0 +1,31 @@
+# Every target runs inside the project environment (scripts/in-env picks a plain
+# .venv or the Debian 13 sandbox by itself and builds it on first use).
+IN_ENV := scripts/in-env
+PYTEST_ARGS ?=
+
+.PHONY: setup test run lint lock clean-env
+
+setup:  ## build the environment (idempotent)
+	$(IN_ENV) --setup
+	@$(IN_ENV) --which
+
+test:  ## the whole test suite
+	$(IN_ENV) python -m pytest $(PYTEST_ARGS)
+
+run:  ## the full SITN TFX pipeline on the embedded synthetic default dataset
+	@if [ ! -f pipelines/sitn_pipeline.py ]; then \
+	  echo "make run: the SITN TFX pipeline is not there yet (pipelines/sitn_pipeline.py is missing); nothing was run." >&2; \
+	  exit 1; \
+	fi
+	$(IN_ENV) python pipelines/sitn_pipeline.py --default-data
+
+lint:  ## ruff
+	$(IN_ENV) ruff check sitn_tf pipelines tests
+	$(IN_ENV) ruff format --check sitn_tf pipelines tests
+
+lock:  ## re-resolve pyproject.toml into requirements.lock (then `make setup` rebuilds)
+	$(IN_ENV) sh scripts/relock > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+
+clean-env:  ## remove the cached environment(s)
+	rm -rf .venv "$${SITN_TF_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/sitn-tf}"

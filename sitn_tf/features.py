@@ -1,0 +1,39 @@
+"""Feature names: the single place in Python that spells them.
+
+The contract itself is `feature_specs/schema.pbtxt`; `tests/test_features.py`
+keeps the two in sync. Every other module imports names from here.
+"""
+
+from __future__ import annotations
+
+# Raw `tf.Example` features written by the converter (sitn_tf.data).
+USER_ID = "user_id"
+ITEM_ID = "item_id"  # the candidate target-domain item
+ITEM_CATEGORY = "item_category"  # "" when unknown
+SOURCE_ITEM_IDS = "source_item_ids"  # source-domain history, oldest first
+SOURCE_CATEGORIES = "source_categories"  # aligned with SOURCE_ITEM_IDS
+TARGET_ITEM_IDS = "target_item_ids"  # target-domain history, may be empty
+TARGET_CATEGORIES = "target_categories"  # aligned with TARGET_ITEM_IDS
+LABEL = "label"  # int64, 0 or 1
+EVENT_TIMESTAMP = "event_timestamp"  # int64 unix seconds of the instance
+
+SCALAR_BYTES_FEATURES = (USER_ID, ITEM_ID, ITEM_CATEGORY)
+SEQUENCE_FEATURES = (
+    SOURCE_ITEM_IDS,
+    SOURCE_CATEGORIES,
+    TARGET_ITEM_IDS,
+    TARGET_CATEGORIES,
+)
+INT_FEATURES = (LABEL, EVENT_TIMESTAMP)
+ALL_FEATURES = SCALAR_BYTES_FEATURES + SEQUENCE_FEATURES + INT_FEATURES
+
+# Model inputs: the same names carry integer ids after Transform
+# (0 = padding, sequences padded/truncated to max_seq_len).
+MODEL_ID_FEATURES = (
+    ITEM_ID,
+    ITEM_CATEGORY,
+    SOURCE_ITEM_IDS,
+    SOURCE_CATEGORIES,
+    TARGET_ITEM_IDS,
+    TARGET_CATEGORIES,
+)
