@@ -37,3 +37,8 @@ MODEL_ID_FEATURES = (
     TARGET_ITEM_IDS,
     TARGET_CATEGORIES,
 )
+
+# Transformed-only outputs of the pipeline's Transform (not model inputs): the
+# unpadded target history length and its bucket, for cold-start eval slices.
+TARGET_HISTORY_LENGTH = "target_history_length"
+TARGET_HISTORY_BUCKET = "target_history_bucket"
