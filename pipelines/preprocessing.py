@@ -1,0 +1,179 @@
+"""`preprocessing_fn` for the Transform component: raw strings -> integer ids.
+
+Vocabularies are built by tf.Transform analyzers over the train split:
+
+| vocabulary      | built from                                              | used by |
+|-----------------|---------------------------------------------------------|---------|
+| `user_id`       | `user_id`                                               | `user_id` (slicing, GAUC) |
+| `target_items`  | positive candidates `item_id` + `target_item_ids`       | `item_id`, `target_item_ids` |
+| `source_items`  | `source_item_ids`                                       | `source_item_ids` |
+| `categories`    | `item_category`, `source_categories`, `target_categories` | all three |
+
+Candidates count towards the target vocabulary only when clicked (label 1), so
+that sampled negatives do not inflate item frequencies.
+
+tf.Transform keeps "" (an unknown category) out of every vocabulary, so it maps
+to an OOV id like any unseen token. Every id is shifted by one so that **0 means padding**: known tokens map to
+`1..V`, out-of-vocabulary tokens to the `num_oov_buckets` ids after that. Model
+input sizes are therefore `vocabulary_size + num_oov_buckets + 1`
+(`vocab_sizes` below). Sequences keep their most recent `max_seq_len` entries
+(the converter writes them oldest first) and are right-padded with 0 to a fixed
+`(batch, max_seq_len)` shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from sitn_tf import features as F
+
+USER_VOCAB = "user_id"
+TARGET_ITEM_VOCAB = "target_items"
+SOURCE_ITEM_VOCAB = "source_items"
+CATEGORY_VOCAB = "categories"
+
+HISTORY_BUCKETS = ((0, 0, "0"), (1, 2, "1-2"), (3, 5, "3-5"), (6, None, "6+"))
+
+DEFAULTS: dict[str, Any] = {
+    "max_seq_len": 100,
+    "num_oov_buckets": 1,
+    "frequency_threshold": 1,
+}
+
+
+def _config(custom_config: dict[str, Any] | None) -> dict[str, Any]:
+    config = dict(DEFAULTS)
+    config.update({k: v for k, v in (custom_config or {}).items() if k in DEFAULTS})
+    if int(config["max_seq_len"]) < 1:
+        raise ValueError(f"`max_seq_len` must be >= 1, got {config['max_seq_len']}")
+    if int(config["num_oov_buckets"]) < 1:
+        # Serving must map unseen ids somewhere other than padding.
+        raise ValueError(f"`num_oov_buckets` must be >= 1, got {config['num_oov_buckets']}")
+    if int(config["frequency_threshold"]) < 1:
+        raise ValueError(
+            f"`frequency_threshold` must be >= 1, got {config['frequency_threshold']}"
+        )
+    return config
+
+
+def _scalar(x: tf.Tensor | tf.SparseTensor, default: Any) -> tf.Tensor:
+    """A one-value-per-example feature as a `(batch,)` dense tensor."""
+    if isinstance(x, tf.SparseTensor):
+        x = tf.sparse.to_dense(tf.sparse.reset_shape(x, [x.dense_shape[0], 1]), default)
+    elif isinstance(x, tf.RaggedTensor):
+        x = x.to_tensor(default, shape=[None, 1])
+    if x.shape.rank == 2:
+        x = tf.squeeze(x, axis=1)
+    return x
+
+
+def _sequence(x: tf.Tensor | tf.SparseTensor | tf.RaggedTensor) -> tf.RaggedTensor:
+    """A variable-length feature as a `(batch, None)` ragged tensor."""
+    if isinstance(x, tf.SparseTensor):
+        return tf.RaggedTensor.from_sparse(x)
+    if isinstance(x, tf.RaggedTensor):
+        return x
+    return tf.RaggedTensor.from_tensor(x)
+
+
+def _ids(x: tf.Tensor | tf.RaggedTensor, vocab: tf.Tensor, num_oov_buckets: int):
+    """Vocabulary lookup with 0 reserved for padding."""
+    return tft.apply_vocabulary(x, vocab, num_oov_buckets=num_oov_buckets) + 1
+
+
+def _pad(ids: tf.RaggedTensor, max_seq_len: int) -> tf.Tensor:
+    return ids.to_tensor(default_value=0, shape=[None, max_seq_len])
+
+
+def history_bucket(length: tf.Tensor) -> tf.Tensor:
+    """Map history lengths `(batch,)` to the bucket labels of HISTORY_BUCKETS."""
+    bucket = tf.fill(tf.shape(length), HISTORY_BUCKETS[-1][2])
+    for low, high, name in reversed(HISTORY_BUCKETS[:-1]):
+        bucket = tf.where((length >= low) & (length <= high), name, bucket)
+    return bucket
+
+
+def preprocessing_fn(
+    inputs: dict[str, Any], custom_config: dict[str, Any] | None = None
+) -> dict[str, tf.Tensor]:
+    """tf.Transform preprocessing: raw features -> padded integer-id tensors.
+
+    Returns `(batch,)` int64 `user_id`, `item_id`, `item_category`;
+    `(batch, max_seq_len)` int64 `source_item_ids`, `source_categories`,
+    `target_item_ids`, `target_categories`; `(batch,)` int64 `label` (when
+    present), `target_history_length` and string `target_history_bucket`.
+    """
+    config = _config(custom_config)
+    max_len = int(config["max_seq_len"])
+    oov = int(config["num_oov_buckets"])
+    # tf.Transform warns that a threshold of 1 is a no-op and wants None.
+    threshold = int(config["frequency_threshold"]) if config["frequency_threshold"] > 1 else None
+
+    user = _scalar(inputs[F.USER_ID], "")
+    item = _scalar(inputs[F.ITEM_ID], "")
+    item_category = _scalar(inputs[F.ITEM_CATEGORY], "")
+    source_items = _sequence(inputs[F.SOURCE_ITEM_IDS])
+    source_categories = _sequence(inputs[F.SOURCE_CATEGORIES])
+    target_items = _sequence(inputs[F.TARGET_ITEM_IDS])
+    target_categories = _sequence(inputs[F.TARGET_CATEGORIES])
+    outputs: dict[str, tf.Tensor] = {}
+
+    # --- analyzers (run over the train split only) ---
+    user_vocab = tft.vocabulary(user, vocab_filename=USER_VOCAB)
+    clicked = item
+    if F.LABEL in inputs:
+        clicked = tf.boolean_mask(item, tf.equal(_scalar(inputs[F.LABEL], 0), 1))
+    target_vocab = tft.vocabulary(
+        tf.concat([clicked, target_items.flat_values], axis=0),
+        vocab_filename=TARGET_ITEM_VOCAB,
+        frequency_threshold=threshold,
+    )
+    source_vocab = tft.vocabulary(
+        source_items.flat_values,
+        vocab_filename=SOURCE_ITEM_VOCAB,
+        frequency_threshold=threshold,
+    )
+    category_vocab = tft.vocabulary(
+        tf.concat(
+            [item_category, source_categories.flat_values, target_categories.flat_values],
+            axis=0,
+        ),
+        vocab_filename=CATEGORY_VOCAB,
+    )
+
+    # --- mapping ---
+    outputs[F.USER_ID] = _ids(user, user_vocab, oov)
+    outputs[F.ITEM_ID] = _ids(item, target_vocab, oov)
+    outputs[F.ITEM_CATEGORY] = _ids(item_category, category_vocab, oov)
+    # Histories are oldest first: keep the most recent `max_len` entries.
+    outputs[F.SOURCE_ITEM_IDS] = _pad(_ids(source_items[:, -max_len:], source_vocab, oov), max_len)
+    outputs[F.SOURCE_CATEGORIES] = _pad(
+        _ids(source_categories[:, -max_len:], category_vocab, oov), max_len
+    )
+    outputs[F.TARGET_ITEM_IDS] = _pad(_ids(target_items[:, -max_len:], target_vocab, oov), max_len)
+    outputs[F.TARGET_CATEGORIES] = _pad(
+        _ids(target_categories[:, -max_len:], category_vocab, oov), max_len
+    )
+    length = tf.cast(target_items.row_lengths(), tf.int64)
+    outputs[F.TARGET_HISTORY_LENGTH] = length
+    outputs[F.TARGET_HISTORY_BUCKET] = history_bucket(length)
+    if F.LABEL in inputs:
+        outputs[F.LABEL] = tf.cast(_scalar(inputs[F.LABEL], 0), tf.int64)
+    return outputs
+
+
+def vocab_sizes(tf_transform_output: tft.TFTransformOutput, num_oov_buckets: int) -> dict[str, int]:
+    """Embedding-table sizes (padding id 0 + vocabulary + OOV buckets)."""
+
+    def size(name: str) -> int:
+        return tf_transform_output.vocabulary_size_by_name(name) + num_oov_buckets + 1
+
+    return {
+        "num_users": size(USER_VOCAB),
+        "num_source_items": size(SOURCE_ITEM_VOCAB),
+        "num_target_items": size(TARGET_ITEM_VOCAB),
+        "num_categories": size(CATEGORY_VOCAB),
+    }
