@@ -1,0 +1,298 @@
+"""Per-user logic: click ordering, filters, instances, negatives, splits.
+
+Pure Python and numpy, no Beam: the pipeline calls these once per user group,
+and the tests call them directly.
+
+No leakage: an instance at time t sees only clicks with timestamp strictly
+below t, in both domains. Clicks with equal timestamps (common: Amazon times
+have day resolution) are ordered by a stable hash of (user, item), so ties get
+an arbitrary but reproducible order that favours no kind of item id; tied
+clicks never see each other in their histories.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+
+import numpy as np
+from tensorflow.core.example import example_pb2
+
+from sitn_tf import features
+from sitn_tf.data.config import (
+    SAMPLING_POPULARITY,
+    SPLIT_LEAVE_LAST_OUT,
+    ConversionConfig,
+)
+
+# (domain, item_id, timestamp, category): one click of a user after the join
+# with item metadata.
+UserClick = tuple[str, str, int, str]
+# (item_id, timestamp, category) in one domain, in time order.
+Event = tuple[str, int, str]
+
+DROP_NO_SOURCE = "no_source_clicks"
+DROP_NO_TARGET = "no_target_clicks"
+DROP_FEW_SOURCE = "too_few_source_clicks"
+DROP_FEW_TARGET = "too_few_target_clicks"
+DROP_REASONS = (DROP_NO_SOURCE, DROP_NO_TARGET, DROP_FEW_SOURCE, DROP_FEW_TARGET)
+
+
+def stable_hash(*parts: str) -> int:
+    """A 64-bit hash that is the same in every process and on every run.
+
+    Python's `hash` of str is salted per process, so it cannot shard or seed.
+    """
+    digest = hashlib.blake2b("\x1f".join(parts).encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def user_rng(seed: int, user_id: str) -> np.random.Generator:
+    """The user's own RNG: independent of worker, bundle and arrival order."""
+    return np.random.Generator(np.random.PCG64(stable_hash(str(seed), user_id)))
+
+
+@dataclasses.dataclass(frozen=True)
+class UserClicks:
+    """A user's deduplicated clicks per domain, oldest first."""
+
+    user_id: str
+    source: tuple[Event, ...]
+    target: tuple[Event, ...]
+    duplicates: int  # exact repeats (same domain, item, timestamp) removed
+
+
+def order_clicks(user_id: str, clicks: Iterable[UserClick], config: ConversionConfig) -> UserClicks:
+    """Splits a user's clicks by domain, drops exact repeats, sorts by time."""
+    by_domain: dict[str, set[tuple[str, int, str]]] = {
+        config.source: set(),
+        config.target: set(),
+    }
+    total = 0
+    for domain, item, timestamp, category in clicks:
+        total += 1
+        by_domain[domain].add((item, timestamp, category))
+
+    def ordered(events: set[tuple[str, int, str]]) -> tuple[Event, ...]:
+        # A repeated (item, timestamp) with two categories can only come from
+        # inconsistent metadata; keep one deterministically.
+        unique: dict[tuple[str, int], str] = {}
+        for item, timestamp, category in sorted(events):
+            unique.setdefault((item, timestamp), category)
+        return tuple(
+            sorted(
+                ((item, ts, cat) for (item, ts), cat in unique.items()),
+                key=lambda e: (e[1], stable_hash(user_id, e[0]), e[0]),
+            )
+        )
+
+    source = ordered(by_domain[config.source])
+    target = ordered(by_domain[config.target])
+    return UserClicks(
+        user_id=user_id,
+        source=source,
+        target=target,
+        duplicates=total - len(source) - len(target),
+    )
+
+
+def drop_reason(user: UserClicks, config: ConversionConfig) -> str | None:
+    """Why the user fails the filters, or None if kept."""
+    if not user.source:
+        return DROP_NO_SOURCE
+    if not user.target:
+        return DROP_NO_TARGET
+    if len(user.source) < config.min_source_clicks:
+        return DROP_FEW_SOURCE
+    if len(user.target) < config.min_target_clicks:
+        return DROP_FEW_TARGET
+    return None
+
+
+class NegativeSampler:
+    """Draws target-domain items a user never clicked.
+
+    Popularity sampling draws item i with probability count_i / sum(count),
+    by binary search of a uniform integer in the cumulative counts (exact
+    integer arithmetic, so identical on every platform); uniform sampling
+    ignores the counts. Draws are rejected when the user clicked the item or
+    it was already drawn for the same positive, so negatives of one positive
+    are distinct.
+
+    Args:
+      item_counts: `(item_id, category, count)` for every candidate item.
+      mode: `popularity` or `uniform`.
+    """
+
+    def __init__(self, item_counts: Iterable[tuple[str, str, int]], mode: str) -> None:
+        rows = sorted(item_counts)
+        if not rows:
+            raise ValueError("`item_counts` must not be empty")
+        self.items = [row[0] for row in rows]
+        self.categories = [row[1] for row in rows]
+        counts = np.asarray([row[2] for row in rows], dtype=np.int64)
+        if np.any(counts <= 0):
+            raise ValueError("`item_counts` must be positive")
+        if mode == SAMPLING_POPULARITY:
+            self._cumulative: np.ndarray | None = np.cumsum(counts)
+        else:
+            self._cumulative = None
+        self.mode = mode
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        if self._cumulative is None:
+            return rng.integers(0, len(self.items), size=size)
+        total = int(self._cumulative[-1])
+        return np.searchsorted(self._cumulative, rng.integers(0, total, size=size), side="right")
+
+    def sample(self, rng: np.random.Generator, exclude: set[str], k: int) -> list[tuple[str, str]]:
+        """Returns up to `k` distinct `(item_id, category)` not in `exclude`.
+
+        Fewer than `k` only when fewer unclicked items exist.
+        """
+        chosen: list[int] = []
+        seen: set[int] = set()
+        for _ in range(8):
+            if len(chosen) >= k:
+                break
+            for index in self._draw(rng, 2 * (k - len(chosen)) + 2).tolist():
+                if index in seen or self.items[index] in exclude:
+                    continue
+                seen.add(index)
+                chosen.append(index)
+                if len(chosen) == k:
+                    break
+        if len(chosen) < k:
+            # The user clicked most of the probability mass: enumerate what is
+            # left instead of rejecting forever.
+            left = [
+                i for i in range(len(self.items)) if i not in seen and self.items[i] not in exclude
+            ]
+            need = min(k - len(chosen), len(left))
+            if need:
+                if self._cumulative is None:
+                    weights = None
+                else:
+                    counts = np.diff(self._cumulative, prepend=0)[left]
+                    weights = counts / counts.sum()
+                picked = rng.choice(len(left), size=need, replace=False, p=weights)
+                chosen.extend(left[i] for i in picked.tolist())
+        return [(self.items[i], self.categories[i]) for i in chosen]
+
+
+@dataclasses.dataclass(frozen=True)
+class Instance:
+    """One CTR example: a candidate target item and the histories before it."""
+
+    split: str
+    user_id: str
+    item_id: str
+    item_category: str
+    source_items: tuple[str, ...]
+    source_categories: tuple[str, ...]
+    target_items: tuple[str, ...]
+    target_categories: tuple[str, ...]
+    label: int
+    event_timestamp: int
+    order: int  # position among the user's instances, for stable file order
+
+    def to_example(self) -> bytes:
+        """Serializes to `tf.train.Example` bytes, deterministically."""
+        example = example_pb2.Example()
+        feature = example.features.feature
+
+        def put_bytes(name: str, values: Sequence[str]) -> None:
+            feature[name].bytes_list.value.extend(v.encode("utf-8") for v in values)
+
+        put_bytes(features.USER_ID, (self.user_id,))
+        put_bytes(features.ITEM_ID, (self.item_id,))
+        put_bytes(features.ITEM_CATEGORY, (self.item_category,))
+        put_bytes(features.SOURCE_ITEM_IDS, self.source_items)
+        put_bytes(features.SOURCE_CATEGORIES, self.source_categories)
+        put_bytes(features.TARGET_ITEM_IDS, self.target_items)
+        put_bytes(features.TARGET_CATEGORIES, self.target_categories)
+        feature[features.LABEL].int64_list.value.append(self.label)
+        feature[features.EVENT_TIMESTAMP].int64_list.value.append(self.event_timestamp)
+        # Map fields have no defined wire order unless asked for one.
+        return example.SerializeToString(deterministic=True)
+
+
+def _history(events: Sequence[Event], times: Sequence[int], t: int, max_len: int):
+    end = bisect.bisect_left(times, t)  # strictly before t
+    window = events[max(0, end - max_len) : end]
+    return tuple(e[0] for e in window), tuple(e[2] for e in window)
+
+
+def split_of(position: int, count: int, timestamp: int, config: ConversionConfig) -> str:
+    """The split of the user's `position`-th of `count` target clicks."""
+    if config.split == SPLIT_LEAVE_LAST_OUT:
+        if position == count - 1:
+            return "test"
+        if position == count - 2:
+            return "eval"
+        return "train"
+    if timestamp >= config.test_start:
+        return "test"
+    if timestamp >= config.eval_start:
+        return "eval"
+    return "train"
+
+
+@dataclasses.dataclass
+class UserOutcome:
+    instances: list[Instance]
+    negatives_short: int  # negatives that could not be drawn (item pool too small)
+
+
+def make_instances(
+    user: UserClicks, config: ConversionConfig, sampler: NegativeSampler
+) -> UserOutcome:
+    """All instances of a kept user, in time order.
+
+    Every target click at time t is a positive whose histories are the clicks
+    strictly before t (most recent `max_seq_len`); it is followed by up to
+    `num_negatives` negatives that share its histories and split.
+    """
+    rng = user_rng(config.seed, user.user_id)
+    clicked = {item for item, _, _ in user.target}
+    source_times = [e[1] for e in user.source]
+    target_times = [e[1] for e in user.target]
+    instances: list[Instance] = []
+    short = 0
+    for position, (item, t, category) in enumerate(user.target):
+        split = split_of(position, len(user.target), t, config)
+        src_items, src_cats = _history(user.source, source_times, t, config.max_seq_len)
+        tgt_items, tgt_cats = _history(user.target, target_times, t, config.max_seq_len)
+        candidates = [(item, category, 1)]
+        if config.num_negatives:
+            negatives = sampler.sample(rng, clicked, config.num_negatives)
+            short += config.num_negatives - len(negatives)
+            candidates.extend((neg, cat, 0) for neg, cat in negatives)
+        for cand, cand_category, label in candidates:
+            instances.append(
+                Instance(
+                    split=split,
+                    user_id=user.user_id,
+                    item_id=cand,
+                    item_category=cand_category,
+                    source_items=src_items,
+                    source_categories=src_cats,
+                    target_items=tgt_items,
+                    target_categories=tgt_cats,
+                    label=label,
+                    event_timestamp=t,
+                    order=len(instances),
+                )
+            )
+    return UserOutcome(instances=instances, negatives_short=short)
+
+
+def iter_target_items(user: UserClicks) -> Iterator[tuple[str, str]]:
+    """`(item_id, category)` of each target click, for popularity counts."""
+    for item, _, category in user.target:
+        yield item, category

@@ -1,0 +1,226 @@
+"""Per-user instance logic: ordering, filters, histories, negatives, splits."""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import pytest
+
+from sitn_tf import features
+from sitn_tf.data import instances as inst
+from sitn_tf.data.config import ConversionConfig
+from sitn_tf.data.reading import decode_example
+
+CONFIG = ConversionConfig(source="books", target="movies", num_negatives=2)
+
+
+def _user(clicks, config=CONFIG, user_id="u1"):
+    return inst.order_clicks(user_id, clicks, config)
+
+
+def _sampler(counts, mode="popularity"):
+    return inst.NegativeSampler([(item, f"cat-{item}", n) for item, n in counts.items()], mode)
+
+
+def test_order_clicks_sorts_by_time_and_drops_exact_repeats():
+    user = _user(
+        [
+            ("movies", "m2", 30, "c"),
+            ("books", "b1", 20, ""),
+            ("movies", "m1", 10, "c"),
+            ("movies", "m1", 10, "c"),  # exact repeat
+            ("movies", "m1", 40, "c"),  # re-click later: kept
+        ]
+    )
+    assert user.source == (("b1", 20, ""),)
+    assert user.target == (("m1", 10, "c"), ("m2", 30, "c"), ("m1", 40, "c"))
+    assert user.duplicates == 1
+
+
+def test_tied_clicks_order_is_stable_and_id_independent():
+    clicks = [("movies", f"m{i}", 5, "") for i in range(20)]
+    first = _user(clicks).target
+    assert first == _user(list(reversed(clicks))).target
+    # Ties are not ordered by item id (that would bias which item is "last").
+    assert [e[0] for e in first] != sorted(e[0] for e in first)
+
+
+@pytest.mark.parametrize(
+    "n_source, n_target, reason",
+    [
+        (0, 3, inst.DROP_NO_SOURCE),
+        (6, 0, inst.DROP_NO_TARGET),
+        (4, 3, inst.DROP_FEW_SOURCE),
+        (5, 1, inst.DROP_FEW_TARGET),
+        (5, 2, None),
+    ],
+)
+def test_drop_reason(n_source, n_target, reason):
+    clicks = [("books", f"b{i}", i, "") for i in range(n_source)]
+    clicks += [("movies", f"m{i}", i, "") for i in range(n_target)]
+    assert inst.drop_reason(_user(clicks), CONFIG) == reason
+
+
+def test_histories_hold_only_clicks_strictly_before_the_instance():
+    clicks = [
+        ("books", "b1", 10, "x"),
+        ("books", "b2", 20, "y"),
+        ("books", "b3", 30, "x"),  # same time as m2: not in m2's history
+        ("books", "b4", 50, "y"),
+        ("movies", "m1", 15, "x"),
+        ("movies", "m2", 30, "y"),
+        ("movies", "m3", 30, "x"),  # tied with m2: neither sees the other
+        ("movies", "m4", 60, "y"),
+    ]
+    sampler = _sampler({"m1": 1, "m2": 1, "m3": 1, "m4": 1, "n1": 5, "n2": 5, "n3": 5})
+    outcome = inst.make_instances(_user(clicks), CONFIG, sampler)
+    positives = {i.item_id: i for i in outcome.instances if i.label == 1}
+    assert positives["m1"].source_items == ("b1",)
+    assert positives["m1"].target_items == ()
+    for item in ("m2", "m3"):
+        assert positives[item].source_items == ("b1", "b2")
+        assert positives[item].source_categories == ("x", "y")
+        assert positives[item].target_items == ("m1",)
+    assert positives["m4"].source_items == ("b1", "b2", "b3", "b4")
+    assert set(positives["m4"].target_items[:1]) == {"m1"}
+    assert set(positives["m4"].target_items) == {"m1", "m2", "m3"}
+
+
+def test_histories_keep_the_most_recent_max_seq_len():
+    config = ConversionConfig(source="books", target="movies", max_seq_len=3)
+    clicks = [("books", f"b{i}", i, "") for i in range(10)]
+    clicks += [("movies", "m0", 5, ""), ("movies", "m1", 100, "")]
+    outcome = inst.make_instances(_user(clicks, config), config, _sampler({"z": 1}))
+    positives = [i for i in outcome.instances if i.label == 1]
+    assert positives[0].source_items == ("b2", "b3", "b4")
+    assert positives[1].source_items == ("b7", "b8", "b9")
+
+
+def test_negatives_are_unclicked_distinct_and_share_the_positive_context():
+    clicks = [("books", f"b{i}", i, "") for i in range(5)]
+    clicks += [("movies", f"m{i}", 10 + i, "") for i in range(6)]
+    counts = {f"m{i}": 50 for i in range(6)} | {f"n{i}": 1 + i for i in range(8)}
+    config = ConversionConfig(source="books", target="movies", num_negatives=4)
+    outcome = inst.make_instances(_user(clicks, config), config, _sampler(counts))
+    assert outcome.negatives_short == 0
+    assert len(outcome.instances) == 6 * 5
+    for start in range(0, len(outcome.instances), 5):
+        group = outcome.instances[start : start + 5]
+        positive, negatives = group[0], group[1:]
+        assert positive.label == 1 and all(n.label == 0 for n in negatives)
+        assert len({n.item_id for n in negatives}) == 4
+        for negative in negatives:
+            assert not negative.item_id.startswith("m")
+            assert negative.item_category == f"cat-{negative.item_id}"
+            assert negative.event_timestamp == positive.event_timestamp
+            assert negative.source_items == positive.source_items
+            assert negative.target_items == positive.target_items
+            assert negative.split == positive.split
+
+
+def test_negatives_fall_back_when_the_user_clicked_almost_everything():
+    sampler = _sampler({"a": 1000, "b": 1000, "c": 1})
+    rng = np.random.default_rng(0)
+    assert sampler.sample(rng, {"a", "b"}, 3) == [("c", "cat-c")]
+    assert sampler.sample(rng, {"a", "b", "c"}, 3) == []
+
+
+@pytest.mark.parametrize("mode", ["popularity", "uniform"])
+def test_sampler_frequencies_follow_the_mode(mode):
+    counts = {"a": 1, "b": 2, "c": 3, "d": 4}
+    sampler = _sampler(counts, mode)
+    rng = np.random.default_rng(123)
+    drawn = collections.Counter(
+        item for _ in range(20_000) for item, _ in sampler.sample(rng, set(), 1)
+    )
+    total = sum(counts.values())
+    for item, count in counts.items():
+        expected = count / total if mode == "popularity" else 0.25
+        assert drawn[item] / 20_000 == pytest.approx(expected, abs=0.015)
+
+
+def test_sampler_rejects_bad_tables():
+    with pytest.raises(ValueError, match="must not be empty"):
+        inst.NegativeSampler([], "popularity")
+    with pytest.raises(ValueError, match="positive"):
+        inst.NegativeSampler([("a", "", 0)], "popularity")
+
+
+def test_leave_last_out_splits_follow_time():
+    clicks = [("books", f"b{i}", i, "") for i in range(5)]
+    clicks += [("movies", f"m{i}", 100 - i, "") for i in range(5)]  # m4 oldest
+    config = ConversionConfig(source="books", target="movies", num_negatives=0)
+    outcome = inst.make_instances(_user(clicks, config), config, _sampler({"z": 1}))
+    by_split = {i.item_id: i.split for i in outcome.instances}
+    assert by_split == {"m4": "train", "m3": "train", "m2": "train", "m1": "eval", "m0": "test"}
+
+
+def test_time_split_uses_global_cutoffs():
+    config = ConversionConfig(
+        source="books", target="movies", num_negatives=0, split="time",
+        eval_start=50, test_start=80, min_target_clicks=1,
+    )  # fmt: skip
+    clicks = [("books", "b", 1, "")] * 1 + [
+        ("movies", "early", 10, ""),
+        ("movies", "mid", 50, ""),
+        ("movies", "late", 80, ""),
+    ]
+    outcome = inst.make_instances(_user(clicks, config), config, _sampler({"z": 1}))
+    assert {i.item_id: i.split for i in outcome.instances} == {
+        "early": "train",
+        "mid": "eval",
+        "late": "test",
+    }
+
+
+def test_same_seed_same_negatives_other_seed_other_negatives():
+    clicks = [("books", f"b{i}", i, "") for i in range(5)]
+    clicks += [("movies", f"m{i}", 10 + i, "") for i in range(4)]
+    counts = {f"n{i}": 1 for i in range(200)}
+
+    def negatives(seed):
+        config = ConversionConfig(source="books", target="movies", seed=seed)
+        out = inst.make_instances(_user(clicks, config), config, _sampler(counts))
+        return [i.item_id for i in out.instances if i.label == 0]
+
+    assert negatives(1) == negatives(1)
+    assert negatives(1) != negatives(2)
+
+
+def test_stable_hash_is_fixed():
+    # Shards and seeds depend on it: it must never change between runs.
+    assert inst.stable_hash("A006458827ALF2J23JJTO") == inst.stable_hash("A006458827ALF2J23JJTO")
+    assert inst.stable_hash("a", "b") != inst.stable_hash("ab")
+    assert inst.stable_hash("user") == int.from_bytes(
+        __import__("hashlib").blake2b(b"user", digest_size=8).digest(), "big"
+    )
+
+
+def test_to_example_round_trip_and_determinism():
+    instance = inst.Instance(
+        split="train",
+        user_id="A1",
+        item_id="0001234567",
+        item_category="",
+        source_items=("0000000001", "B2"),
+        source_categories=("Fantasy", ""),
+        target_items=(),
+        target_categories=(),
+        label=1,
+        event_timestamp=1_399_939_200,
+        order=0,
+    )
+    data = instance.to_example()
+    assert data == instance.to_example()
+    assert decode_example(data) == {
+        features.USER_ID: "A1",
+        features.ITEM_ID: "0001234567",
+        features.ITEM_CATEGORY: "",
+        features.SOURCE_ITEM_IDS: ["0000000001", "B2"],
+        features.SOURCE_CATEGORIES: ["Fantasy", ""],
+        features.TARGET_ITEM_IDS: [],
+        features.TARGET_CATEGORIES: [],
+        features.LABEL: 1,
+        features.EVENT_TIMESTAMP: 1_399_939_200,
+    }
