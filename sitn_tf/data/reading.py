@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import tensorflow as tf
 from apache_beam.io.filesystems import FileSystems
+from tensorflow.core.example import example_pb2
 
 from sitn_tf import features
+from sitn_tf.data import tfrecord
 
 
 def decode_example(serialized: bytes) -> dict[str, Any]:
@@ -16,7 +17,7 @@ def decode_example(serialized: bytes) -> dict[str, Any]:
 
     Bytes features become str; scalars are unwrapped, histories are lists.
     """
-    example = tf.train.Example.FromString(serialized)
+    example = example_pb2.Example.FromString(serialized)
     feature = example.features.feature
     out: dict[str, Any] = {}
     for name in features.SCALAR_BYTES_FEATURES:
@@ -35,8 +36,6 @@ def split_files(output_dir: str, split: str) -> list[str]:
 
 def read_split(output_dir: str, split: str) -> Iterator[dict[str, Any]]:
     """Yields the decoded examples of `OUT/<split>/`, in file order."""
-    files = split_files(output_dir, split)
-    if not files:
-        return
-    for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
-        yield decode_example(record.numpy())
+    for path in split_files(output_dir, split):
+        for record in tfrecord.read_records(path):
+            yield decode_example(record)

@@ -54,3 +54,14 @@ def test_empty_shard_is_a_valid_file(tmp_path):
     assert path.endswith("part-00003-of-00004.tfrecord.gz")
     tfrecord.write_shard(path, [])
     assert _read(path) == []
+
+
+def test_read_records_round_trip_and_crc_check(tmp_path):
+    path = str(tmp_path / "r.gz")
+    tfrecord.write_shard(path, RECORDS)
+    assert list(tfrecord.read_records(path)) == RECORDS
+    raw = bytearray(tfrecord.frame_record(b"payload-bytes"))
+    raw[14] ^= 0xFF
+    (tmp_path / "bad.gz").write_bytes(gzip.compress(bytes(raw)))
+    with pytest.raises(ValueError, match="corrupted record at byte 0"):
+        list(tfrecord.read_records(str(tmp_path / "bad.gz")))
