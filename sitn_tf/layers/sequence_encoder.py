@@ -13,8 +13,9 @@ from sitn_tf.layers._checks import check_int, check_rate
 class SequenceEncoder(keras.layers.Layer):
     """Embeds a padded id sequence and runs multi-head self-attention blocks.
 
-    Token representation: `E_item[id] + E_cat[category] (+ P[position])`.
-    Then `num_layers` post-norm Transformer blocks, each
+    Token representation: `LN(E_item[id] + E_cat[category] (+ P[position]))`,
+    the layer norm (BERT-style; `normalize_embeddings`) putting the tokens on
+    the unit scale the blocks' outputs have. Then `num_layers` post-norm Transformer blocks, each
 
         h = LayerNorm(h + Dropout(MultiHead(Q=h, K=h, V=h)))      # Eq. 1
         h = LayerNorm(h + Dropout(FFN(h)))
@@ -38,6 +39,7 @@ class SequenceEncoder(keras.layers.Layer):
         use_positions: add learned position embeddings.
         dropout: dropout rate in `[0, 1)` on embeddings and block outputs.
         feedforward_dim: inner width of the FFN; defaults to `2 * D`.
+        normalize_embeddings: layer-normalise the token representation.
 
     Call args:
         item_ids: `(batch, seq_len)` int, 0 = padding, `seq_len <= max_seq_len`.
@@ -58,6 +60,7 @@ class SequenceEncoder(keras.layers.Layer):
         use_positions: bool = True,
         dropout: float = 0.0,
         feedforward_dim: int | None = None,
+        normalize_embeddings: bool = True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -89,6 +92,7 @@ class SequenceEncoder(keras.layers.Layer):
         self.use_positions = use_positions
         self.dropout = dropout
         self.feedforward_dim = feedforward_dim or 2 * embedding_dim
+        self.normalize_embeddings = normalize_embeddings
 
         self.item_embedding = keras.layers.Embedding(
             num_items, embedding_dim, name="item_embedding"
@@ -96,6 +100,11 @@ class SequenceEncoder(keras.layers.Layer):
         self.category_embedding = (
             keras.layers.Embedding(num_categories, embedding_dim, name="category_embedding")
             if num_categories
+            else None
+        )
+        self.embedding_norm = (
+            keras.layers.LayerNormalization(epsilon=1e-6, name="embedding_norm")
+            if normalize_embeddings
             else None
         )
         self.dropout_layer = keras.layers.Dropout(dropout)
@@ -135,6 +144,8 @@ class SequenceEncoder(keras.layers.Layer):
                 name="position_embedding",
             )
         hidden_shape = (None, None, self.embedding_dim)
+        if self.embedding_norm is not None:
+            self.embedding_norm.build(hidden_shape)
         for i in range(self.num_layers):
             self.attention_layers[i].build(hidden_shape, hidden_shape, hidden_shape)
             self.attention_norms[i].build(hidden_shape)
@@ -144,12 +155,16 @@ class SequenceEncoder(keras.layers.Layer):
         self.built = True
 
     def embed_items(self, item_ids, category_ids=None):
-        """Position-free token embedding `E_item[id] + E_cat[category]`.
+        """Position-free token embedding `LN(E_item[id] + E_cat[category])`.
 
         Works for any id shape, e.g. `(batch,)` candidates -> `(batch, D)`.
         The ranker uses it for the candidate embedding `v`, so `v` lives in
-        the target encoder's input space and shares its tables.
+        the target encoder's input space and shares its tables (and norm).
         """
+        x = self._sum_tables(item_ids, category_ids)
+        return self.embedding_norm(x) if self.embedding_norm is not None else x
+
+    def _sum_tables(self, item_ids, category_ids):
         x = self.item_embedding(item_ids)
         if self.category_embedding is not None:
             if category_ids is None:
@@ -168,10 +183,12 @@ class SequenceEncoder(keras.layers.Layer):
                 f"{self.max_seq_len} (layer {self.name!r}); truncate upstream."
             )
         mask = sitn_ops.padding_mask(item_ids)  # (B, L)
-        x = self.embed_items(item_ids, category_ids)
+        x = self._sum_tables(item_ids, category_ids)
         if self.use_positions:
             length = ops.shape(item_ids)[1]
             x = x + ops.expand_dims(self.position_embedding[:length], 0)
+        if self.embedding_norm is not None:
+            x = self.embedding_norm(x)
         x = self.dropout_layer(x, training=training)
 
         if self.num_layers:
@@ -204,6 +221,7 @@ class SequenceEncoder(keras.layers.Layer):
                 "use_positions": self.use_positions,
                 "dropout": self.dropout,
                 "feedforward_dim": self.feedforward_dim,
+                "normalize_embeddings": self.normalize_embeddings,
             }
         )
         return config

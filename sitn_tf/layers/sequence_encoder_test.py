@@ -32,6 +32,12 @@ def _np(x):
     return keras.ops.convert_to_numpy(x)
 
 
+def _layer_norm(x, norm):
+    mean = x.mean(-1, keepdims=True)
+    var = x.var(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + norm.epsilon) * norm.gamma.numpy() + norm.beta.numpy()
+
+
 def test_output_shape_and_padding_positions_are_zero():
     ids, cats = _batch()
     z = _np(_encoder()(ids, cats))
@@ -79,31 +85,35 @@ def test_all_padding_row_is_finite_in_training_mode():
     np.testing.assert_array_equal(z, 0.0)
 
 
-def test_embed_items_is_position_free_sum_of_tables():
-    encoder = _encoder()
-    ids, cats = _batch()
-    encoder(ids, cats)
+@pytest.mark.parametrize("normalize", [True, False])
+def test_embed_items_is_position_free_sum_of_tables(normalize):
+    encoder = _encoder(normalize_embeddings=normalize)
+    encoder(*_batch())
     candidates = np.array([4, 7], "int32")
     candidate_cats = np.array([2, 0], "int32")
     item_table = encoder.item_embedding.embeddings.numpy()
     cat_table = encoder.category_embedding.embeddings.numpy()
+    expected = item_table[candidates] + cat_table[candidate_cats]
+    if normalize:
+        expected = _layer_norm(expected, encoder.embedding_norm)
     np.testing.assert_allclose(
-        _np(encoder.embed_items(candidates, candidate_cats)),
-        item_table[candidates] + cat_table[candidate_cats],
-        rtol=1e-6,
+        _np(encoder.embed_items(candidates, candidate_cats)), expected, rtol=1e-4, atol=1e-5
     )
 
 
-def test_zero_layers_is_embedding_plus_position():
-    encoder = _encoder(num_layers=0)
+@pytest.mark.parametrize("normalize", [True, False])
+def test_zero_layers_is_embedding_plus_position(normalize):
+    encoder = _encoder(num_layers=0, normalize_embeddings=normalize)
     ids, cats = _batch()
     z = _np(encoder(ids, cats))
-    expected = (
+    tokens = (
         encoder.item_embedding.embeddings.numpy()[ids]
         + encoder.category_embedding.embeddings.numpy()[cats]
         + encoder.position_embedding.numpy()[None, :6]
-    ) * (ids != 0)[..., None]
-    np.testing.assert_allclose(z, expected, rtol=1e-6)
+    )
+    if normalize:
+        tokens = _layer_norm(tokens, encoder.embedding_norm)
+    np.testing.assert_allclose(z, tokens * (ids != 0)[..., None], rtol=1e-4, atol=1e-5)
 
 
 def test_without_categories_needs_no_category_input():
@@ -122,7 +132,9 @@ def test_missing_categories_and_too_long_sequences_fail_clearly():
 
 
 def test_config_round_trip_gives_identical_outputs():
-    encoder = _encoder(dropout=0.1, feedforward_dim=12, name="source_encoder")
+    encoder = _encoder(
+        dropout=0.1, feedforward_dim=12, normalize_embeddings=False, name="source_encoder"
+    )
     ids, cats = _batch()
     expected = _np(encoder(ids, cats))
     clone = SequenceEncoder.from_config(encoder.get_config())
