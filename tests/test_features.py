@@ -1,0 +1,163 @@
+"""`sitn_tf/features.py` and `feature_specs/schema.pbtxt` describe one contract.
+
+The schema is what ImportSchemaGen/ExampleValidator enforce; the constants are
+what Python code uses. These tests keep them equal, check that converter
+output satisfies the schema (with TFDV, as ExampleValidator would), and that
+no other Python file spells the distinctive feature names.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+
+import pytest
+import tensorflow_data_validation as tfdv
+from google.protobuf import text_format
+from tensorflow_data_validation.statistics import stats_impl
+from tensorflow_metadata.proto.v0 import schema_pb2
+from tfx_bsl.coders import example_coder
+
+from sitn_tf import features as F
+from sitn_tf.data.instances import Instance
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SCHEMA_PATH = REPO / "feature_specs" / "schema.pbtxt"
+
+
+@pytest.fixture(scope="module")
+def schema() -> schema_pb2.Schema:
+    return text_format.Parse(SCHEMA_PATH.read_text(), schema_pb2.Schema())
+
+
+def _by_name(schema):
+    return {feature.name: feature for feature in schema.feature}
+
+
+def test_schema_names_are_exactly_the_constants(schema):
+    names = [feature.name for feature in schema.feature]
+    assert len(names) == len(set(names))
+    assert set(names) == set(F.ALL_FEATURES)
+    assert len(F.ALL_FEATURES) == len(set(F.ALL_FEATURES)) == 9
+
+
+def test_types(schema):
+    features = _by_name(schema)
+    for name in F.SCALAR_BYTES_FEATURES + F.SEQUENCE_FEATURES:
+        assert features[name].type == schema_pb2.BYTES, name
+    for name in F.INT_FEATURES:
+        assert features[name].type == schema_pb2.INT, name
+
+
+def test_every_feature_is_required(schema):
+    for feature in schema.feature:
+        assert feature.presence.min_fraction == 1.0, feature.name
+        assert feature.presence.min_count >= 1, feature.name
+
+
+def test_scalars_hold_exactly_one_value_and_lists_any(schema):
+    features = _by_name(schema)
+    for name in F.SCALAR_BYTES_FEATURES + F.INT_FEATURES:
+        assert features[name].WhichOneof("shape_type") == "value_count", name
+        assert (features[name].value_count.min, features[name].value_count.max) == (1, 1)
+    for name in F.SEQUENCE_FEATURES:
+        count = features[name].value_count
+        assert count.min == 0 and not count.HasField("max"), name
+
+
+def test_label_is_binary_and_absent_at_serving(schema):
+    label = _by_name(schema)[F.LABEL]
+    assert (label.int_domain.min, label.int_domain.max) == (0, 1)
+    assert list(label.not_in_environment) == ["SERVING"]
+
+
+def _instance(**overrides) -> Instance:
+    fields = dict(
+        split="train",
+        user_id="A1",
+        item_id="0001234567",
+        item_category="",
+        source_items=("0000000001", "B2"),
+        source_categories=("Fantasy", ""),
+        target_items=(),
+        target_categories=(),
+        label=1,
+        event_timestamp=1_399_939_200,
+        order=0,
+    )
+    fields.update(overrides)
+    return Instance(**fields)
+
+
+def _anomalies(schema, serialized_examples):
+    decoder = example_coder.ExamplesToRecordBatchDecoder()
+    batch = decoder.DecodeBatch(serialized_examples)
+    stats = stats_impl.generate_statistics_in_memory(batch, tfdv.StatsOptions())
+    anomalies = tfdv.validate_statistics(stats, schema, environment="TRAINING")
+    return {path: info.short_description for path, info in anomalies.anomaly_info.items()}
+
+
+def test_converter_examples_satisfy_the_schema(schema):
+    examples = [
+        _instance().to_example(),
+        _instance(label=0, item_id="B9", source_items=(), source_categories=()).to_example(),
+        _instance(target_items=("B1",), target_categories=("Drama",)).to_example(),
+    ]
+    assert _anomalies(schema, examples) == {}
+
+
+def _drop(serialized: bytes, name: str) -> bytes:
+    from tensorflow.core.example import example_pb2
+
+    example = example_pb2.Example.FromString(serialized)
+    del example.features.feature[name]
+    return example.SerializeToString()
+
+
+def _add_value(serialized: bytes, name: str) -> bytes:
+    from tensorflow.core.example import example_pb2
+
+    example = example_pb2.Example.FromString(serialized)
+    example.features.feature[name].bytes_list.value.append(b"extra")
+    return example.SerializeToString()
+
+
+@pytest.mark.parametrize(
+    "corrupt, feature",
+    [
+        (lambda: _instance(label=2).to_example(), F.LABEL),
+        (lambda: _drop(_instance().to_example(), F.SOURCE_ITEM_IDS), F.SOURCE_ITEM_IDS),
+        (lambda: _drop(_instance().to_example(), F.EVENT_TIMESTAMP), F.EVENT_TIMESTAMP),
+        (lambda: _add_value(_instance().to_example(), F.ITEM_ID), F.ITEM_ID),
+    ],
+)
+def test_schema_catches_broken_examples(schema, corrupt, feature):
+    anomalies = _anomalies(schema, [_instance().to_example(), corrupt()])
+    assert feature in anomalies, anomalies
+
+
+# Names generic enough to be ordinary words elsewhere (user_id, item_id,
+# label) are not scanned; these are unmistakably feature names.
+DISTINCTIVE = (
+    F.ITEM_CATEGORY,
+    F.SOURCE_ITEM_IDS,
+    F.SOURCE_CATEGORIES,
+    F.TARGET_ITEM_IDS,
+    F.TARGET_CATEGORIES,
+    F.EVENT_TIMESTAMP,
+)
+
+
+def test_no_other_python_file_spells_feature_names():
+    names = "|".join(map(re.escape, DISTINCTIVE))
+    pattern = re.compile(rf"""["']({names})["']""")
+    allowed = {REPO / "sitn_tf" / "features.py", pathlib.Path(__file__).resolve()}
+    sources = [REPO / "sitn_tf", REPO / "pipelines", REPO / "tests"]
+    offenders = []
+    for path in sorted(p for root in sources for p in root.rglob("*.py")):
+        if path.resolve() in allowed:
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if pattern.search(line):
+                offenders.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
+    assert not offenders, "import names from sitn_tf.features instead:\n" + "\n".join(offenders)
