@@ -7,7 +7,7 @@ Graph (every step is distributed; only the target item table is gathered):
     -> GroupByKey user -> order, deduplicate, filter users
     -> kept users -> target item popularity -> NegativeSampler (side input)
     -> MakeInstances (histories strictly before t, seeded negatives, split)
-    -> GroupByKey (split, shard) -> sort -> one gzip TFRecord per shard
+    -> GroupByKey (split, shard) -> sort by time -> one gzip TFRecord per shard
 
 Counts that end up in `stats.json` flow through the pipeline as data
 ("tallies" merged by a CombineFn) so they are exact on every runner; the same
@@ -211,9 +211,11 @@ def _build_sampler(
 class _MakeInstances(_TallyingDoFn):
     """Turns a kept user into serialized examples keyed by output shard.
 
-    Main output: `((split, shard), (sort_key, example_bytes))`. Shard and
-    sort key derive from a stable hash of the user id, so the content and
-    order of every shard is independent of how the runner splits work.
+    Main output: `((split, shard), (sort_key, example_bytes))`. The shard is
+    a stable hash of the user id; the sort key orders a shard by time, then
+    user, then the instance's place among the user's (positive before its
+    negatives). Both depend only on the data, so the content and order of
+    every shard are independent of how the runner splits work.
     """
 
     def __init__(self, config: ConversionConfig) -> None:
@@ -240,7 +242,7 @@ class _MakeInstances(_TallyingDoFn):
             yield (
                 (split, shard),
                 (
-                    (user_hash, instance.user_id, instance.order),
+                    (instance.event_timestamp, user_hash, instance.user_id, instance.order),
                     instance.to_example(),
                 ),
             )

@@ -17,9 +17,9 @@ import random
 import pytest
 
 from sitn_tf import features as F
-from sitn_tf.data import convert_amazon, convert_interactions
+from sitn_tf.data import convert_amazon, convert_interactions, tfrecord
 from sitn_tf.data.config import SPLITS, ConversionConfig, DataError
-from sitn_tf.data.reading import read_split, split_files
+from sitn_tf.data.reading import decode_example, read_split, split_files
 
 SOURCE, TARGET = "books", "movies"
 GENRES = ("Fantasy", "Mystery", "History", "Science")
@@ -251,6 +251,19 @@ def test_each_users_test_is_after_eval_is_after_train(tsv_run):
         assert len(user_times["test"]) == 1 and len(user_times["eval"]) == 1
         assert max(user_times.get("train", {0})) < min(user_times["eval"])
         assert max(user_times["eval"]) < min(user_times["test"])
+
+
+def test_shards_are_time_ordered_and_users_stay_in_one_shard(tsv_run):
+    shard_of = {}
+    for split in SPLITS:
+        for path in split_files(tsv_run["out"], split):
+            examples = [decode_example(r) for r in tfrecord.read_records(path)]
+            times = [ex[F.EVENT_TIMESTAMP] for ex in examples]
+            assert times == sorted(times)
+            for ex in examples:
+                assert shard_of.setdefault(ex[F.USER_ID], os.path.basename(path)) == (
+                    os.path.basename(path)
+                )
 
 
 def test_ids_with_leading_zeros_survive_as_strings(tsv_run):
