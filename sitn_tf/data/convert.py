@@ -58,12 +58,8 @@ def _delete_tree(path: str) -> None:
         FileSystems.delete(files)
 
 
-def _prepare_output(output_dir: str, overwrite: bool) -> None:
-    """Refuses to replace a published dataset unless asked; clears leftovers.
-
-    Leftovers of a failed run (stats.json with the error, rejects, staging)
-    are replaced without asking, so fixing the input and rerunning just works.
-    """
+def existing_dataset(output_dir: str, overwrite: bool) -> list[str]:
+    """The split directories already in `output_dir`; an error unless `overwrite`."""
     datasets = [FileSystems.join(output_dir, split) for split in SPLITS]
     present = [path for path in datasets if _exists(path)]
     if present and not overwrite:
@@ -71,7 +67,16 @@ def _prepare_output(output_dir: str, overwrite: bool) -> None:
             f"{output_dir} already holds a converted dataset "
             f"({', '.join(present)}); pass --overwrite to replace it"
         )
-    for path in present:
+    return present
+
+
+def _prepare_output(output_dir: str, overwrite: bool) -> None:
+    """Refuses to replace a published dataset unless asked; clears leftovers.
+
+    Leftovers of a failed run (stats.json with the error, rejects, staging)
+    are replaced without asking, so fixing the input and rerunning just works.
+    """
+    for path in existing_dataset(output_dir, overwrite):
         _delete_tree(path)
     for name in (REJECTS_DIR, STAGING):
         _delete_tree(FileSystems.join(output_dir, name))

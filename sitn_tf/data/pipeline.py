@@ -102,6 +102,8 @@ class _ParseFiles(_TallyingDoFn):
         lines = 0
         for line_number, raw in readers.read_numbered_lines(input_file):
             lines += 1
+            if lines % 1_000_000 == 0:
+                _log.info("read %d lines of %s", lines, input_file.path)
             if not raw.strip():
                 tally[f"{group}/blank_lines"] += 1
                 continue

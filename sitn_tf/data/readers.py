@@ -231,7 +231,8 @@ def read_numbered_lines(input_file: InputFile) -> Iterator[tuple[int, bytes]]:
 
 def decode_line(raw: bytes) -> str:
     try:
-        return raw.decode("utf-8").rstrip("\r\n")
+        # A byte-order mark may open a JSON-lines file (or the first line).
+        return raw.decode("utf-8").rstrip("\r\n").lstrip("\ufeff")
     except UnicodeDecodeError:
         raise Reject("bad_encoding") from None
 

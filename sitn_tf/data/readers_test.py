@@ -194,3 +194,8 @@ def test_describe_delimited_errors_name_the_file(tmp_path):
     headless.write_text("A1\t0001\tbooks\t1\n")
     with pytest.raises(DataError, match=r"headless.tsv line 1: .*missing user_id"):
         readers.describe_delimited(str(headless), readers.KIND_INTERACTIONS)
+
+
+def test_byte_order_mark_does_not_break_json():
+    line = readers.decode_line('\ufeff{"asin": "0001", "category": ["Books", "Art"]}\n'.encode())
+    assert readers.parse_amazon_meta(line, META, 1) == (("books", "0001"), "Art")

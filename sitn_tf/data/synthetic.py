@@ -245,8 +245,9 @@ def prepare_synthetic_dataset(
     Returns:
       The content of `OUT/stats.json`.
     """
-    from sitn_tf.data.convert import convert_interactions
+    from sitn_tf.data.convert import convert_interactions, existing_dataset
 
+    existing_dataset(output_dir, overwrite)  # fail before touching OUT/raw
     settings = {"num_shards": 2, **(conversion or {})}
     config = ConversionConfig(
         source=synthetic.source_domain, target=synthetic.target_domain, **settings

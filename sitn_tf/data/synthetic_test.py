@@ -122,3 +122,10 @@ def test_planted_signal_beats_chance_and_vanishes_without_it(tmp_path):
     control_auc = _test_auc(control)
     assert abs(control_auc - 0.5) < 0.05, control_auc
     print(f"planted-signal test AUC {auc:.3f}, control {control_auc:.3f}")
+
+
+def test_existing_dataset_is_kept_unless_overwrite(tmp_path):
+    (tmp_path / "train").mkdir()
+    with pytest.raises(DataError, match="--overwrite"):
+        prepare_synthetic_dataset(str(tmp_path), SMALL)
+    assert not (tmp_path / "raw").exists()
