@@ -40,16 +40,12 @@ _MASKED_LOGIT = -1e9
 
 def _check_similarity(similarity: str) -> None:
     if similarity not in SIMILARITIES:
-        raise ValueError(
-            f"`similarity` must be one of {SIMILARITIES}, got {similarity!r}."
-        )
+        raise ValueError(f"`similarity` must be one of {SIMILARITIES}, got {similarity!r}.")
 
 
 def _check_temperature(temperature) -> None:
     if isinstance(temperature, numbers.Number) and not temperature > 0:
-        raise ValueError(
-            f"`temperature` must be > 0, got {temperature!r}."
-        )
+        raise ValueError(f"`temperature` must be > 0, got {temperature!r}.")
 
 
 def padding_mask(ids):
@@ -184,9 +180,7 @@ def top_k_clusters(instances, clusters, k: int, similarity: str = "dot"):
         raise ValueError(f"`k` must be a positive int, got {k!r}.")
     num_clusters = clusters.shape[0]
     if num_clusters is not None and k > num_clusters:
-        raise ValueError(
-            f"`k` must be <= the number of clusters ({num_clusters}), got {k}."
-        )
+        raise ValueError(f"`k` must be <= the number of clusters ({num_clusters}), got {k}.")
     scores = similarity_matrix(instances, clusters, similarity)
     _, indices = ops.top_k(scores, k, sorted=True)
     return ops.take(clusters, indices, axis=0)

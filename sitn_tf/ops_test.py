@@ -155,7 +155,10 @@ def test_soft_cluster_update_mask_drops_instances():
     mask = np.array([True, True, False, True, False])
     got = sitn_ops.soft_cluster_update(p, c, "cosine", mask=mask)
     np.testing.assert_allclose(
-        ops.convert_to_numpy(got), np_soft_cluster_update(p[mask], c, "cosine"), rtol=1e-4, atol=1e-5
+        ops.convert_to_numpy(got),
+        np_soft_cluster_update(p[mask], c, "cosine"),
+        rtol=1e-4,
+        atol=1e-5,
     )
 
 

@@ -59,8 +59,7 @@ class InterestClusters(keras.layers.Layer):
         check_int("top_k", top_k, minimum=1)
         if top_k > num_clusters:
             raise ValueError(
-                f"`top_k` must be <= num_clusters, got top_k={top_k}, "
-                f"num_clusters={num_clusters}."
+                f"`top_k` must be <= num_clusters, got top_k={top_k}, num_clusters={num_clusters}."
             )
         if similarity not in sitn_ops.SIMILARITIES:
             raise ValueError(

@@ -45,7 +45,9 @@ def test_top_1_is_nearest_new_cluster_without_multi_view(similarity):
     c = layer.clusters.numpy()
     expected_u = _np_new_clusters(p, c, similarity)
     np.testing.assert_allclose(_np(u), expected_u, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(_np(q), _np_top(p, expected_u, 1, similarity)[:, 0], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        _np(q), _np_top(p, expected_u, 1, similarity)[:, 0], rtol=1e-4, atol=1e-5
+    )
     assert layer.multi_view is None
     assert [w.path for w in layer.weights] == [f"{layer.name}/clusters"]
 
@@ -81,14 +83,18 @@ def test_gradients_reach_clusters_and_multi_view_mlp():
     variables = [p] + layer.trainable_weights
     grads = tape.gradient(loss, variables)
     assert len(layer.trainable_weights) == 1 + 2  # C + one dense projection (kernel, bias)
-    for var, grad in zip(variables, grads):
+    for var, grad in zip(variables, grads, strict=True):
         assert grad is not None and np.any(np.abs(grad.numpy()) > 0), var.path
 
 
 def test_config_round_trip_and_save_load(tmp_path):
     layer = InterestClusters(
-        5, top_k=2, similarity="cosine", multi_view_units=(4,),
-        cluster_initializer="glorot_uniform", name="clusters_t_5",
+        5,
+        top_k=2,
+        similarity="cosine",
+        multi_view_units=(4,),
+        cluster_initializer="glorot_uniform",
+        name="clusters_t_5",
     )
     clone = InterestClusters.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()

@@ -19,9 +19,7 @@ def _numpy_pool(x, mask):
 def test_matches_numpy_and_empty_rows_are_zero():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(4, 6, 3)).astype("float32")
-    mask = np.array(
-        [[1, 1, 1, 0, 0, 0], [1, 0, 1, 0, 1, 0], [0] * 6, [1] * 6], bool
-    )
+    mask = np.array([[1, 1, 1, 0, 0, 0], [1, 0, 1, 0, 1, 0], [0] * 6, [1] * 6], bool)
     got = keras.ops.convert_to_numpy(MaskedMeanPooling()(x, mask=mask))
     np.testing.assert_allclose(got, _numpy_pool(x, mask), rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(got[2], np.zeros(3))

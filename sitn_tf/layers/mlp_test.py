@@ -52,7 +52,11 @@ def test_config_round_trip_and_save_load(tmp_path):
 
 @pytest.mark.parametrize(
     "kwargs,argument",
-    [({"units": ()}, "units"), ({"units": (4, 0)}, "units"), ({"units": (4,), "dropout": 1.0}, "dropout")],
+    [
+        ({"units": ()}, "units"),
+        ({"units": (4, 0)}, "units"),
+        ({"units": (4,), "dropout": 1.0}, "dropout"),
+    ],
 )
 def test_bad_arguments(kwargs, argument):
     with pytest.raises(ValueError, match=f"`{argument}`"):

@@ -225,4 +225,3 @@ class SequenceEncoder(keras.layers.Layer):
             }
         )
         return config
-

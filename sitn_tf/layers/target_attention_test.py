@@ -23,7 +23,9 @@ def _inputs(seed=0):
 
 
 def _np_scores(layer, query, keys):
-    (w0, b0), (w1, b1) = ([w.numpy() for w in d.weights] for d in layer.activation_unit.dense_layers)
+    (w0, b0), (w1, b1) = (
+        [w.numpy() for w in d.weights] for d in layer.activation_unit.dense_layers
+    )
     scores = np.zeros(keys.shape[:2])
     for b in range(keys.shape[0]):
         for j in range(keys.shape[1]):

@@ -1,0 +1,8 @@
+"""SITN models: stage-1 pretrainer, stage-2 ranker and the DIN baseline."""
+
+from sitn_tf.models.config import SITNConfig
+from sitn_tf.models.din import DIN
+from sitn_tf.models.pretrainer import SITNPretrainer
+from sitn_tf.models.ranker import SITNRanker
+
+__all__ = ["DIN", "SITNConfig", "SITNPretrainer", "SITNRanker"]

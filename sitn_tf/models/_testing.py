@@ -1,0 +1,59 @@
+"""Helpers of the model tests: a tiny config and random id batches."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sitn_tf import features
+from sitn_tf.models.config import SITNConfig
+
+SEQ_LEN = 6
+
+
+def tiny_config(**changes) -> SITNConfig:
+    values = dict(
+        num_source_items=30,
+        num_target_items=25,
+        num_categories=5,
+        embedding_dim=8,
+        num_heads=2,
+        num_layers=1,
+        max_seq_len=SEQ_LEN,
+        dropout=0.0,
+        granularities=(3, 5),
+        top_k=2,
+        multi_view_units=(8,),
+        attention_units=(8,),
+        mlp_units=(8,),
+    )
+    values.update(changes)
+    return SITNConfig(**values)
+
+
+def random_batch(config: SITNConfig, batch: int = 8, seed: int = 0, empty_target_rows=(1,)):
+    """Padded id matrices (right padding), candidates, and labels."""
+    rng = np.random.default_rng(seed)
+
+    def sequence(num_items, min_len):
+        ids = rng.integers(1, num_items, size=(batch, config.max_seq_len))
+        lengths = rng.integers(min_len, config.max_seq_len + 1, size=batch)
+        ids[np.arange(config.max_seq_len)[None] >= lengths[:, None]] = 0
+        return ids.astype("int64")
+
+    def categories(ids):
+        values = rng.integers(1, max(config.num_categories, 2), size=ids.shape)
+        return np.where(ids > 0, values, 0).astype("int64")
+
+    source = sequence(config.num_source_items, 1)
+    target = sequence(config.num_target_items, 1)
+    target[list(empty_target_rows)] = 0
+    x = {
+        features.SOURCE_ITEM_IDS: source,
+        features.SOURCE_CATEGORIES: categories(source),
+        features.TARGET_ITEM_IDS: target,
+        features.TARGET_CATEGORIES: categories(target),
+        features.ITEM_ID: rng.integers(1, config.num_target_items, size=batch).astype("int64"),
+    }
+    x[features.ITEM_CATEGORY] = categories(x[features.ITEM_ID])
+    labels = (rng.random(batch) < 0.5).astype("float32")
+    return x, labels

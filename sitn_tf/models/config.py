@@ -1,0 +1,216 @@
+"""`SITNConfig`: every size, hyperparameter and ablation switch of SITN."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sitn_tf.ops import SIMILARITIES
+
+# Measured on planted-signal data, see `sitn_tf/models/similarity_study.py`
+# and the `similarity` field below.
+DEFAULT_SIMILARITY = "cosine"
+
+# Fields that determine the encoders' variables; a pretrainer and a ranker
+# must agree on them for `SITNRanker.load_pretrained`.
+ENCODER_FIELDS = (
+    "num_source_items",
+    "num_target_items",
+    "num_categories",
+    "embedding_dim",
+    "num_heads",
+    "num_layers",
+    "max_seq_len",
+    "use_positions",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class SITNConfig:
+    """Configuration shared by `SITNPretrainer`, `SITNRanker` and `DIN`.
+
+    Vocabulary sizes are embedding-table sizes: the largest id plus one,
+    counting padding id 0 and any OOV ids the Transform emits.
+
+    Vocabularies:
+        num_source_items: source-domain item ids (`source_item_ids`).
+        num_target_items: target-domain item ids (`target_item_ids` and the
+            candidate `item_id`, which share one table, see `SITNRanker`).
+        num_categories: category ids (all category features), or 0 to use
+            no category features at all (they are then not read).
+
+    Encoders (Eq. 1):
+        embedding_dim: model width `D`, divisible by `num_heads`.
+        num_heads, num_layers: self-attention heads and blocks.
+        max_seq_len: longest history accepted.
+        use_positions: learned position embeddings.
+        dropout: dropout in the encoders and the CTR head.
+
+    Stage 1 (ablation switches of the paper's Tables 3 and 4):
+        pretrain: False trains stage 2 from scratch ("w/o L_i2c & L_i2i").
+        use_i2i: include `L_i2i` (Eqs. 3-4).
+        use_i2c: include `L_i2c` (Eqs. 5-7).
+        granularities: `K` of each cluster set; one value means no
+            multi-granularity.
+        top_k: views per instance (Eq. 6); 1 means no multi-view.
+        multi_view_units: hidden widths of the multi-view MLP.
+        temperature: `tau` of both contrastive losses.
+        similarity: `"dot"` (paper) or `"cosine"`. Default `"cosine"`: on
+            planted-signal data it transferred clearly better (see
+            `sitn_tf/models/similarity_study.py` for the numbers).
+
+    Stage 2 (Eqs. 8-9):
+        attention_units: hidden widths of the DIN activation unit.
+        attention_normalization: `"none"` (DIN: raw weights) or `"softmax"`.
+        mlp_units: hidden widths of the CTR head (a sigmoid unit follows).
+        freeze_encoder_steps: keep the pretrained encoders (and the shared
+            target item table) fixed for the first N optimizer steps.
+    """
+
+    num_source_items: int
+    num_target_items: int
+    num_categories: int = 0
+    embedding_dim: int = 64
+    num_heads: int = 2
+    num_layers: int = 1
+    max_seq_len: int = 50
+    use_positions: bool = True
+    dropout: float = 0.1
+    pretrain: bool = True
+    use_i2i: bool = True
+    use_i2c: bool = True
+    granularities: tuple[int, ...] = (32, 64, 128, 256)
+    top_k: int = 3
+    multi_view_units: tuple[int, ...] = (64,)
+    temperature: float = 0.1
+    similarity: str = DEFAULT_SIMILARITY
+    attention_units: tuple[int, ...] = (64, 32)
+    attention_normalization: str = "softmax"
+    mlp_units: tuple[int, ...] = (128, 64)
+    freeze_encoder_steps: int = 0
+
+    def __post_init__(self):
+        for name in ("granularities", "multi_view_units", "attention_units", "mlp_units"):
+            value = getattr(self, name)
+            if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+                raise ValueError(f"`{name}` must be a sequence of positive ints, got {value!r}.")
+            object.__setattr__(self, name, tuple(value))
+        self._validate()
+
+    def _validate(self) -> None:
+        _int("num_source_items", self.num_source_items, 2)
+        _int("num_target_items", self.num_target_items, 2)
+        _int("num_categories", self.num_categories, 0)
+        if self.num_categories == 1:
+            raise ValueError(
+                "`num_categories` must be 0 (no categories) or >= 2 (padding id 0 plus "
+                "at least one category), got 1."
+            )
+        _int("embedding_dim", self.embedding_dim, 1)
+        _int("num_heads", self.num_heads, 1)
+        if self.embedding_dim % self.num_heads:
+            raise ValueError(
+                f"`embedding_dim` must be divisible by `num_heads`, got "
+                f"embedding_dim={self.embedding_dim}, num_heads={self.num_heads}."
+            )
+        _int("num_layers", self.num_layers, 0)
+        _int("max_seq_len", self.max_seq_len, 1)
+        for name in ("use_positions", "pretrain", "use_i2i", "use_i2c"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"`{name}` must be a bool, got {getattr(self, name)!r}.")
+        if (
+            isinstance(self.dropout, bool)
+            or not isinstance(self.dropout, numbers.Real)
+            or not 0.0 <= self.dropout < 1.0
+        ):
+            raise ValueError(f"`dropout` must be in [0, 1), got {self.dropout!r}.")
+        if not self.granularities:
+            raise ValueError("`granularities` must not be empty, got ().")
+        for value in self.granularities:
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(
+                    f"`granularities` must hold positive ints, got {self.granularities!r}."
+                )
+        if len(set(self.granularities)) != len(self.granularities):
+            raise ValueError(f"`granularities` must be distinct, got {self.granularities!r}.")
+        _int("top_k", self.top_k, 1)
+        if self.top_k > min(self.granularities):
+            raise ValueError(
+                f"`top_k` must be <= num_clusters of every granularity, got top_k="
+                f"{self.top_k}, granularities={self.granularities!r}."
+            )
+        for name in ("multi_view_units", "attention_units", "mlp_units"):
+            for value in getattr(self, name):
+                if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                    raise ValueError(
+                        f"`{name}` must hold positive ints, got {getattr(self, name)!r}."
+                    )
+        if not self.attention_units:
+            raise ValueError("`attention_units` must not be empty, got ().")
+        if (
+            isinstance(self.temperature, bool)
+            or not isinstance(self.temperature, numbers.Real)
+            or not math.isfinite(self.temperature)
+            or self.temperature <= 0
+        ):
+            raise ValueError(
+                f"`temperature` must be a finite number > 0, got {self.temperature!r}."
+            )
+        if self.attention_normalization not in ("none", "softmax"):
+            raise ValueError(
+                f"`attention_normalization` must be 'none' or 'softmax', got "
+                f"{self.attention_normalization!r}."
+            )
+        if self.similarity not in SIMILARITIES:
+            raise ValueError(
+                f"`similarity` must be one of {SIMILARITIES}, got {self.similarity!r}."
+            )
+        if self.pretrain and not (self.use_i2i or self.use_i2c):
+            raise ValueError(
+                "`use_i2i` and `use_i2c` are both False but `pretrain` is True: stage 1 "
+                "would have no loss. Set `pretrain=False` to train from scratch."
+            )
+        _int("freeze_encoder_steps", self.freeze_encoder_steps, 0)
+        if self.freeze_encoder_steps and not self.pretrain:
+            raise ValueError(
+                f"`freeze_encoder_steps` must be 0 when `pretrain` is False (nothing "
+                f"pretrained to keep), got {self.freeze_encoder_steps}."
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (tuples become lists); `from_dict` inverts it."""
+        return {
+            field.name: list(value) if isinstance(value, tuple) else value
+            for field in dataclasses.fields(self)
+            for value in [getattr(self, field.name)]
+        }
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> SITNConfig:
+        """Builds a config from `to_dict` output; unknown keys are an error."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"Unknown SITNConfig field(s): {', '.join(unknown)}.")
+        return cls(**dict(values))
+
+    def replace(self, **changes: Any) -> SITNConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+def as_config(config: SITNConfig | Mapping[str, Any]) -> SITNConfig:
+    """Accepts a `SITNConfig` or its dict form."""
+    if isinstance(config, SITNConfig):
+        return config
+    if isinstance(config, Mapping):
+        return SITNConfig.from_dict(config)
+    raise TypeError(f"`config` must be a SITNConfig or a dict, got {type(config).__name__}.")
+
+
+def _int(name: str, value, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}.")

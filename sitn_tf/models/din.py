@@ -1,0 +1,91 @@
+"""DIN (Zhou et al., KDD 2018): the single-domain baseline of the paper."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import keras
+from keras import ops
+
+from sitn_tf import features
+from sitn_tf import ops as sitn_ops
+from sitn_tf.layers import MLP, SequenceEncoder, TargetAttention
+from sitn_tf.models import _inputs
+from sitn_tf.models.config import SITNConfig, as_config
+
+
+@keras.saving.register_keras_serializable(package="sitn_tf")
+class DIN(keras.Model):
+    """Deep Interest Network on the target-domain history only.
+
+    `y_hat = sigmoid(MLP(concat(u, v)))` with `u = TargetAttention(v, E)`,
+    where `E` are the embedded target-history items (no self-attention, no
+    positions: DIN's original design) and `v` the candidate embedding from
+    the same tables. Target attention and head are the classes and sizes
+    SITNRanker uses (`config.attention_units`, `config.mlp_units`), so the
+    comparison isolates what the source domain and pretraining add. The
+    source history and all stage-1 fields of the config are ignored.
+
+    Inputs: `ITEM_ID`, `TARGET_ITEM_IDS` (and `ITEM_CATEGORY`,
+    `TARGET_CATEGORIES` when `config.num_categories > 0`), integer ids with
+    0 = padding. Output: click probability of shape `(batch,)`.
+    """
+
+    def __init__(self, config: SITNConfig | Mapping[str, Any], **kwargs):
+        kwargs.setdefault("name", "din")
+        super().__init__(**kwargs)
+        self.config = as_config(config)
+        cfg = self.config
+        # An encoder without blocks or positions is exactly DIN's embedding
+        # layer: item table + category table, padding zeroed.
+        self.embedding = SequenceEncoder(
+            num_items=cfg.num_target_items,
+            embedding_dim=cfg.embedding_dim,
+            num_heads=1,
+            num_layers=0,
+            num_categories=cfg.num_categories,
+            max_seq_len=cfg.max_seq_len,
+            use_positions=False,
+            normalize_embeddings=False,
+            name="target_embedding",
+        )
+        self.attention = TargetAttention(
+            cfg.attention_units, normalization=cfg.attention_normalization, name="target_attention"
+        )
+        self.head = MLP(
+            (*cfg.mlp_units, 1), dropout=cfg.dropout, output_activation="sigmoid", name="head"
+        )
+        self.build()
+
+    def build(self, input_shape=None):
+        dim, seq = self.config.embedding_dim, self.config.max_seq_len
+        self.embedding.build((None, seq))
+        self.attention.build((None, dim), (None, seq, dim))
+        self.head.build((None, 2 * dim))
+        self.built = True
+
+    def call(self, inputs, training=None):
+        cfg = self.config
+        with_categories = cfg.num_categories > 0
+        candidate, candidate_category = _inputs.get_ids(
+            inputs, _inputs.candidate_features(cfg), "DIN", None
+        )
+        ids, categories = _inputs.get_ids(
+            inputs,
+            (features.TARGET_ITEM_IDS, features.TARGET_CATEGORIES if with_categories else None),
+            "DIN",
+            cfg.max_seq_len,
+        )
+        history = self.embedding(ids, categories, training=training)
+        v = self.embedding.embed_items(candidate, candidate_category)
+        u = self.attention(v, history, mask=sitn_ops.padding_mask(ids))
+        probability = self.head(ops.concatenate([u, v], axis=-1), training=training)
+        return ops.squeeze(probability, -1)
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable, "config": self.config.to_dict()}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

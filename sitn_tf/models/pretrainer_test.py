@@ -1,0 +1,285 @@
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from sitn_tf import features
+from sitn_tf import ops as sitn_ops
+from sitn_tf.models._testing import random_batch, tiny_config
+from sitn_tf.models.planted import make_planted_data
+from sitn_tf.models.pretrainer import SITNPretrainer
+
+
+def _np(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+def _losses(model, x, **kwargs):
+    return {k: float(v) for k, v in model.compute_ssl_losses(model(x), **kwargs).items()}
+
+
+def _drop_rows(x, rows):
+    keep = np.setdiff1d(np.arange(len(x[features.SOURCE_ITEM_IDS])), rows)
+    return {name: values[keep] for name, values in x.items()}
+
+
+def test_instances_are_masked_means_of_the_encoders():
+    config = tiny_config()
+    model = SITNPretrainer(config)
+    x, _ = random_batch(config)
+    out = model(x)
+    for domain, ids, cats in (
+        ("source", features.SOURCE_ITEM_IDS, features.SOURCE_CATEGORIES),
+        ("target", features.TARGET_ITEM_IDS, features.TARGET_CATEGORIES),
+    ):
+        encoder = getattr(model, f"{domain}_encoder")
+        z = _np(encoder(x[ids], x[cats]))
+        mask = x[ids] != 0
+        expected = (z * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1)
+        np.testing.assert_allclose(_np(out[f"{domain}_instance"]), expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(_np(out[f"{domain}_valid"]), mask.any(1))
+    np.testing.assert_array_equal(_np(out["target_instance"])[1], 0.0)  # empty history
+
+
+def test_total_loss_is_sum_of_equations():
+    config = tiny_config(temperature=0.3, similarity="dot")
+    model = SITNPretrainer(config)
+    x, _ = random_batch(config, empty_target_rows=())
+    out = model(x)
+    terms = _losses(model, x)
+    p_s, p_t = out["source_instance"], out["target_instance"]
+    i2i = sitn_ops.info_nce(p_s, p_t, 0.3, "dot") + sitn_ops.info_nce(p_t, p_s, 0.3, "dot")
+    np.testing.assert_allclose(terms["loss_i2i"], np.mean(_np(i2i)), rtol=1e-5)
+    i2c_total = 0.0
+    for k, source_layer, target_layer in zip(
+        config.granularities,
+        model.source_clusters,
+        model.target_clusters,
+        strict=True,
+    ):
+        u_s, q_s = source_layer(p_s)
+        u_t, q_t = target_layer(p_t)
+        rows = sitn_ops.instance_to_cluster_nce(p_s, q_t, u_t, 0.3, "dot")
+        rows += sitn_ops.instance_to_cluster_nce(p_t, q_s, u_s, 0.3, "dot")
+        np.testing.assert_allclose(terms[f"loss_i2c_k{k}"], np.mean(_np(rows)), rtol=1e-5)
+        i2c_total += np.mean(_np(rows))
+    np.testing.assert_allclose(terms["loss_i2c"], i2c_total, rtol=1e-5)
+    np.testing.assert_allclose(terms["loss"], terms["loss_i2i"] + terms["loss_i2c"], rtol=1e-6)
+
+
+def test_padding_and_empty_histories():
+    config = tiny_config()
+    model = SITNPretrainer(config)
+    x, _ = random_batch(config, empty_target_rows=(1, 4))
+    terms = _losses(model, x)
+    assert all(np.isfinite(v) for v in terms.values())
+    # A pair with an empty target history takes no part at all: same losses
+    # as the batch without it.
+    reduced = _losses(model, _drop_rows(x, [1, 4]))
+    for name, value in terms.items():
+        np.testing.assert_allclose(value, reduced[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    # Padding columns change nothing.
+    padded = {
+        name: np.pad(values, ((0, 0), (0, 2))) if values.ndim == 2 else values
+        for name, values in x.items()
+    }
+    wider = SITNPretrainer(config.replace(max_seq_len=config.max_seq_len + 2))
+    wider.set_weights(
+        [
+            np.pad(w, ((0, 2), (0, 0))) if "position_embedding" in v.path else w
+            for v, w in zip(wider.weights, model.get_weights(), strict=True)
+        ]
+    )
+    for name in ("source_instance", "target_instance"):
+        np.testing.assert_allclose(
+            _np(wider(padded)[name]), _np(model(x)[name]), rtol=1e-5, atol=1e-6
+        )
+
+
+def test_all_padding_target_batch_is_finite():
+    config = tiny_config()
+    model = SITNPretrainer(config)
+    x, _ = random_batch(config, empty_target_rows=range(8))
+    terms = _losses(model, x)
+    assert terms == {name: 0.0 for name in terms}
+    with tf.GradientTape() as tape:
+        loss = model.compute_ssl_losses(model(x, training=True))["loss"]
+    grads = tape.gradient(loss, model.trainable_weights)
+    assert all(np.all(np.isfinite(tf.convert_to_tensor(g))) for g in grads if g is not None)
+
+
+def test_gradients_reach_clusters_encoders_and_multi_view_mlp():
+    config = tiny_config()
+    model = SITNPretrainer(config)
+    x, _ = random_batch(config, batch=16, empty_target_rows=())
+    with tf.GradientTape() as tape:
+        loss = model.compute_ssl_losses(model(x, training=True))["loss"]
+    grads = tape.gradient(loss, model.trainable_weights)
+    without = [
+        v.path
+        for v, g in zip(model.trainable_weights, grads, strict=True)
+        if g is None or not np.any(_np(tf.convert_to_tensor(g)))
+    ]
+    assert without == []
+    paths = [v.path for v in model.trainable_weights]
+    for expected in (
+        "source_clusters_k3/clusters",
+        "target_clusters_k5/clusters",
+        "target_clusters_k3/multi_view/dense_0/kernel",
+        "source_encoder/self_attention_0/value/kernel",
+        "target_encoder/item_embedding/embeddings",
+    ):
+        assert any(p.endswith(expected) for p in paths), expected
+
+
+def test_ablation_without_i2c_is_exactly_i2i():
+    config = tiny_config(use_i2c=False)
+    model = SITNPretrainer(config)
+    x, _ = random_batch(config)
+    terms = _losses(model, x)
+    assert set(terms) == {"loss", "loss_i2i"}
+    assert terms["loss"] == terms["loss_i2i"]
+    assert model.source_clusters == [] and model.target_clusters == []
+    assert not any("clusters" in v.path for v in model.weights)
+
+
+def test_ablation_without_i2i_is_exactly_i2c():
+    config = tiny_config(use_i2i=False)
+    model = SITNPretrainer(config)
+    terms = _losses(model, random_batch(config)[0])
+    assert "loss_i2i" not in terms
+    assert terms["loss"] == terms["loss_i2c"]
+
+
+def test_ablation_top_1_builds_no_multi_view():
+    config = tiny_config(top_k=1)
+    model = SITNPretrainer(config)
+    assert all(layer.multi_view is None for layer in model.source_clusters + model.target_clusters)
+    assert not any("multi_view" in v.path for v in model.weights)
+    out = model(random_batch(config)[0])
+    # q is then the single nearest new cluster.
+    u, q = model.target_clusters[0](out["target_instance"], mask=out["target_valid"])
+    nearest = sitn_ops.top_k_clusters(out["target_instance"], u, 1, config.similarity)[:, 0]
+    np.testing.assert_array_equal(_np(q), _np(nearest))
+
+
+def test_ablation_single_granularity():
+    config = tiny_config(granularities=(4,))
+    model = SITNPretrainer(config)
+    terms = _losses(model, random_batch(config)[0])
+    assert [layer.num_clusters for layer in model.source_clusters] == [4]
+    assert terms["loss_i2c"] == terms["loss_i2c_k4"]
+
+
+def test_fit_logs_every_term_and_sample_weights_of_one_change_nothing():
+    config = tiny_config()
+    model = SITNPretrainer(config)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    x, _ = random_batch(config, batch=16)
+    logs = model.evaluate(x, batch_size=16, verbose=0, return_dict=True)
+    assert set(logs) == {"loss", "loss_i2i", "loss_i2c", "loss_i2c_k3", "loss_i2c_k5"}
+    np.testing.assert_allclose(logs["loss"], _losses(model, x)["loss"], rtol=1e-5)
+    weighted = _losses(model, x, sample_weight=np.ones(16, "float32"))
+    np.testing.assert_allclose(weighted["loss"], logs["loss"], rtol=1e-5)
+    history = model.fit(x, batch_size=8, epochs=1, verbose=0)
+    assert set(history.history) == set(logs)
+
+
+def test_works_in_tf_function_with_dynamic_shapes():
+    config = tiny_config()
+    model = SITNPretrainer(config)
+    spec = tf.TensorSpec((None, None), tf.int64)
+    names = (
+        features.SOURCE_ITEM_IDS,
+        features.SOURCE_CATEGORIES,
+        features.TARGET_ITEM_IDS,
+        features.TARGET_CATEGORIES,
+    )
+
+    @tf.function(input_signature=[{name: spec for name in names}])
+    def loss_fn(x):
+        return model.compute_ssl_losses(model(x, training=False))["loss"]
+
+    x, _ = random_batch(config)
+    x = {name: x[name] for name in names}
+    np.testing.assert_allclose(float(loss_fn(x)), _losses(model, x)["loss"], rtol=1e-5)
+
+
+def test_save_and_reload_gives_identical_outputs(tmp_path):
+    config = tiny_config()
+    model = SITNPretrainer(config)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    x, _ = random_batch(config, batch=16)
+    model.fit(x, batch_size=8, epochs=1, verbose=0)
+    path = tmp_path / "pretrainer.keras"
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    assert isinstance(restored, SITNPretrainer) and restored.config == config
+    for name, value in model(x).items():
+        np.testing.assert_array_equal(_np(restored(x)[name]), _np(value))
+    assert _losses(restored, x) == _losses(model, x)
+    clone = SITNPretrainer.from_config(model.get_config())
+    assert clone.config == config
+
+
+def test_bad_inputs_and_arguments():
+    config = tiny_config()
+    model = SITNPretrainer(config)
+    x, _ = random_batch(config)
+    with pytest.raises(KeyError, match=features.TARGET_CATEGORIES):
+        model({k: v for k, v in x.items() if k != features.TARGET_CATEGORIES})
+    with pytest.raises(TypeError, match=features.SOURCE_ITEM_IDS):
+        model({**x, features.SOURCE_ITEM_IDS: x[features.SOURCE_ITEM_IDS].astype("float32")})
+    with pytest.raises(ValueError, match=features.TARGET_ITEM_IDS):
+        model({**x, features.TARGET_ITEM_IDS: np.ones((8, 9), "int64")})
+    with pytest.raises(ValueError, match="`pretrain`"):
+        SITNPretrainer(config.replace(pretrain=False))
+    with pytest.raises(ValueError, match="`top_k`"):
+        SITNPretrainer({**config.to_dict(), "top_k": 9})
+
+
+def test_stage_1_lowers_loss_and_aligns_domains_on_planted_data():
+    data = make_planted_data(
+        num_users=1200,
+        num_topics=8,
+        items_per_topic=10,
+        max_seq_len=8,
+        cold_fraction=0.2,
+        labeled_fraction=0.5,
+        test_fraction=0.25,
+        seed=1,
+    )
+    config = tiny_config(
+        num_source_items=data.num_source_items,
+        num_target_items=data.num_target_items,
+        num_categories=0,
+        embedding_dim=16,
+        max_seq_len=8,
+        granularities=(4, 8),
+        top_k=2,
+        temperature=0.1,
+    )
+    keras.utils.set_random_seed(1)
+    model = SITNPretrainer(config)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    before = model.evaluate(data.test_pairs, batch_size=300, verbose=0, return_dict=True)
+    dataset = (
+        tf.data.Dataset.from_tensor_slices(data.pairs).shuffle(2000, seed=1).repeat().batch(64)
+    )
+    model.fit(dataset, steps_per_epoch=200, epochs=1, verbose=0)
+    after = model.evaluate(data.test_pairs, batch_size=300, verbose=0, return_dict=True)
+    assert after["loss"] < 0.8 * before["loss"], (before, after)
+    assert after["loss_i2i"] < before["loss_i2i"]
+    # Held-out users: the nearest target instance to a source instance
+    # mostly belongs to a user with the same planted topic (chance: 1/8).
+    out = model(data.test_pairs)
+    both = _np(out["source_valid"]) & _np(out["target_valid"])
+    scores = _np(
+        sitn_ops.similarity_matrix(out["source_instance"], out["target_instance"], "cosine")
+    )
+    scores = scores[both][:, both]
+    np.fill_diagonal(scores, -np.inf)
+    topics = data.user_topics[-len(both) :][both]
+    assert np.mean(topics[scores.argmax(1)] == topics) > 0.5

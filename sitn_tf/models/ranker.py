@@ -1,0 +1,215 @@
+"""Stage 2 of SITN: CTR prediction with the (pretrained) encoders."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import keras
+from keras import ops
+
+from sitn_tf import ops as sitn_ops
+from sitn_tf.layers import MLP, TargetAttention
+from sitn_tf.models import _inputs
+from sitn_tf.models.config import ENCODER_FIELDS, SITNConfig, as_config
+from sitn_tf.models.pretrainer import SITNPretrainer, build_encoder
+
+logger = logging.getLogger(__name__)
+
+
+@keras.saving.register_keras_serializable(package="sitn_tf")
+class SITNRanker(keras.Model):
+    """Stage 2 (Eqs. 8-9): `y_hat = sigmoid(MLP(concat(u_f^s, u_f^t, v)))`.
+
+    * `Z^s = f_s(source history)`, `Z^t = f_t(target history)`: the same
+      encoders as `SITNPretrainer`, initialised from it by `load_pretrained`
+      (or trained from scratch when `config.pretrain` is False);
+    * `v`: the candidate item embedding. It is looked up in the target
+      encoder's own item (and category) tables (`SequenceEncoder.embed_items`),
+      since the candidate is a target-domain item with the same vocabulary as
+      `target_item_ids`; sharing keeps `v` in the space the target encoder
+      was pretrained on and lets pretraining initialise it too;
+    * `u_f^s = TargetAttention(v, Z^s)`, `u_f^t = TargetAttention(v, Z^t)`:
+      DIN activation units, one per domain;
+    * the head MLP (`config.mlp_units`, then one sigmoid unit).
+
+    Output: the click probability, shape `(batch,)`. Train with standard
+    Keras BCE, e.g.
+    `compile(optimizer, loss="binary_crossentropy", metrics=[keras.metrics.AUC()])`;
+    labels may be `(batch,)` or `(batch, 1)`.
+
+    Inputs: a dict keyed by `sitn_tf.features` names with integer ids,
+    0 = padding: `ITEM_ID` (`(batch,)` or `(batch, 1)`), `SOURCE_ITEM_IDS`,
+    `TARGET_ITEM_IDS` (`(batch, seq_len)`, `seq_len <= max_seq_len`) and, when
+    `config.num_categories > 0`, `ITEM_CATEGORY`, `SOURCE_CATEGORIES`,
+    `TARGET_CATEGORIES`. An empty target history is fine (`u_f^t = 0`).
+
+    Freezing: with `config.freeze_encoder_steps = N > 0`, no gradient reaches
+    the encoders (including the shared target item table) while
+    `self.optimizer.iterations < N`; only the attention units and the head
+    learn. The switch reads the optimizer's step counter inside the graph,
+    so it works in a compiled `fit` and survives checkpoint restore. (With a
+    decoupled weight decay such as AdamW, the decay still applies to frozen
+    variables: exclude them with `optimizer.exclude_from_weight_decay`.)
+    """
+
+    def __init__(self, config: SITNConfig | Mapping[str, Any], **kwargs):
+        kwargs.setdefault("name", "sitn_ranker")
+        super().__init__(**kwargs)
+        self.config = as_config(config)
+        cfg = self.config
+        self.source_encoder = build_encoder(cfg, "source")
+        self.target_encoder = build_encoder(cfg, "target")
+        self.source_attention = TargetAttention(
+            cfg.attention_units, normalization=cfg.attention_normalization, name="source_attention"
+        )
+        self.target_attention = TargetAttention(
+            cfg.attention_units, normalization=cfg.attention_normalization, name="target_attention"
+        )
+        self.head = MLP(
+            (*cfg.mlp_units, 1), dropout=cfg.dropout, output_activation="sigmoid", name="head"
+        )
+        self.build()
+
+    def build(self, input_shape=None):
+        dim, seq = self.config.embedding_dim, self.config.max_seq_len
+        self.source_encoder.build((None, seq))
+        self.target_encoder.build((None, seq))
+        self.source_attention.build((None, dim), (None, seq, dim))
+        self.target_attention.build((None, dim), (None, seq, dim))
+        self.head.build((None, 3 * dim))
+        self.built = True
+
+    def encoders_frozen(self):
+        """Boolean scalar tensor, or None when freezing is off."""
+        steps = self.config.freeze_encoder_steps
+        if not steps or getattr(self, "optimizer", None) is None:
+            return None
+        return ops.less(self.optimizer.iterations, steps)
+
+    def call(self, inputs, training=None):
+        cfg = self.config
+        name = "SITNRanker"
+        candidate, candidate_category = _inputs.get_ids(
+            inputs, _inputs.candidate_features(cfg), name, None
+        )
+        sequences = {}
+        for domain, names in _inputs.sequence_features(cfg).items():
+            ids, categories = _inputs.get_ids(inputs, names, name, cfg.max_seq_len)
+            encoder = self.source_encoder if domain == "source" else self.target_encoder
+            sequences[domain] = (
+                encoder(ids, categories, training=training),
+                sitn_ops.padding_mask(ids),
+            )
+        v = self.target_encoder.embed_items(candidate, candidate_category)
+
+        frozen = self.encoders_frozen()
+        if frozen is not None:
+
+            def hold(x):
+                return ops.where(frozen, ops.stop_gradient(x), x)
+
+            v = hold(v)
+            sequences = {d: (hold(z), mask) for d, (z, mask) in sequences.items()}
+
+        z_s, mask_s = sequences["source"]
+        z_t, mask_t = sequences["target"]
+        u_s = self.source_attention(v, z_s, mask=mask_s)
+        u_t = self.target_attention(v, z_t, mask=mask_t)
+        probability = self.head(ops.concatenate([u_s, u_t, v], axis=-1), training=training)
+        return ops.squeeze(probability, -1)
+
+    def load_pretrained(self, pretrainer: SITNPretrainer | str | os.PathLike) -> list[str]:
+        """Copies the stage-1 encoder weights into this model.
+
+        Args:
+            pretrainer: a `SITNPretrainer`, a path to a `.keras` file saved
+                from one, or a directory holding exactly one `.keras` file.
+
+        Returns:
+            The paths of the restored variables of this model: every variable
+            of `source_encoder` and `target_encoder` (their item, category
+            and position tables and all attention blocks; the target item
+            table is also the candidate embedding). Attention units and head
+            are left as initialised. The list is also logged.
+
+        Raises:
+            ValueError: the config disables pretraining, or the two configs
+                disagree on a field that shapes the encoders.
+        """
+        if not self.config.pretrain:
+            raise ValueError(
+                "`pretrain` is False in this ranker's config; refusing to load "
+                "pretrained encoders into a from-scratch (ablation) model."
+            )
+        source = pretrainer
+        if not isinstance(pretrainer, SITNPretrainer):
+            pretrainer = _load_pretrainer(pretrainer)
+        mismatched = [
+            f"{field}: pretrainer={getattr(pretrainer.config, field)!r}, "
+            f"ranker={getattr(self.config, field)!r}"
+            for field in ENCODER_FIELDS
+            if getattr(pretrainer.config, field) != getattr(self.config, field)
+        ]
+        if mismatched:
+            raise ValueError("Pretrained encoders do not fit this ranker: " + "; ".join(mismatched))
+
+        restored = []
+        for attribute in ("source_encoder", "target_encoder"):
+            src_layer, dst_layer = getattr(pretrainer, attribute), getattr(self, attribute)
+            src_vars, dst_vars = src_layer.weights, dst_layer.weights
+            src_names = [_relative_path(v, src_layer) for v in src_vars]
+            dst_names = [_relative_path(v, dst_layer) for v in dst_vars]
+            if src_names != dst_names:
+                raise ValueError(
+                    f"{attribute} variables differ between pretrainer and ranker: "
+                    f"{src_names} vs {dst_names}."
+                )
+            for src, dst in zip(src_vars, dst_vars, strict=True):
+                dst.assign(src.value)
+                restored.append(dst.path)
+        logger.info(
+            "Restored %d encoder variables from %s: %s",
+            len(restored),
+            source if not isinstance(source, SITNPretrainer) else source.name,
+            ", ".join(restored),
+        )
+        return restored
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable, "config": self.config.to_dict()}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def _relative_path(variable, layer) -> str:
+    marker = f"{layer.name}/"
+    path = variable.path
+    return path.split(marker, 1)[1] if marker in path else path
+
+
+def _load_pretrainer(path: str | os.PathLike) -> SITNPretrainer:
+    # tf.io.gfile so that pipeline artifacts on remote filesystems work too.
+    import tensorflow as tf
+
+    path = os.fspath(path)
+    if tf.io.gfile.isdir(path):
+        candidates = sorted(name for name in tf.io.gfile.listdir(path) if name.endswith(".keras"))
+        if len(candidates) != 1:
+            raise ValueError(
+                f"Expected exactly one .keras file in directory {path!r}, found "
+                f"{len(candidates)}: {candidates}."
+            )
+        path = os.path.join(path, candidates[0])
+    elif not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"No pretrained model at {path!r}.")
+    elif not path.endswith(".keras"):
+        raise ValueError(f"Expected a .keras file saved from SITNPretrainer, got {path!r}.")
+    model = keras.saving.load_model(path, compile=False)
+    if not isinstance(model, SITNPretrainer):
+        raise TypeError(f"{path!r} holds a {type(model).__name__}, not a SITNPretrainer.")
+    return model
