@@ -1,0 +1,253 @@
+"""Runs the SITN pipeline locally (LocalDagRunner) or with BeamDagRunner.
+
+The runner owns the paths. Under `--output` (default `runs/` in the repo):
+
+    data/synthetic-default/       the embedded dataset, written on first use
+    pipelines/<name>/             artifacts (pipeline_root)
+    metadata/<name>/metadata.db   ML Metadata (SQLite), which also gives caching
+    serving_model/<name>/<ver>/   what the Pusher pushed
+    pipelines/<name>/run_summary.json   per-component wall times and test metrics
+
+Re-running with unchanged inputs reuses cached component outputs; a run that
+was interrupted re-runs only what had not finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from pipelines import sitn_pipeline
+
+logger = logging.getLogger("sitn_tf.pipeline")
+
+_PROGRESS = re.compile(r"^(?:Component|node) (\S+) is (running|finished)\.$")
+
+
+def add_arguments(parser: argparse.ArgumentParser, default_runner: str = "local") -> None:
+    parser.add_argument(
+        "--data",
+        help="Converted data (train/, eval/, test/ of gzip TFRecords, as written by "
+        "`sitn-tf data ...`). Default: the embedded synthetic dataset.",
+    )
+    parser.add_argument(
+        "--output", default=os.path.join(sitn_pipeline.REPO_ROOT, "runs"),
+        help="Folder for artifacts, metadata and pushed models (default: %(default)s).",
+    )
+    parser.add_argument("--pipeline-name", default=sitn_pipeline.PIPELINE_NAME)
+    parser.add_argument("--runner", choices=("local", "beam"), default=default_runner)
+    parser.add_argument(
+        "--config",
+        help="JSON or YAML file with optional sections `transform`, `model`, `training` "
+        "(see pipelines/train_lib.py) and top-level `pretrain_steps`, `train_steps`, "
+        "`eval_steps`, `min_auc`, `max_auc_drop`.",
+    )
+    parser.add_argument(
+        "--no-pretrain", action="store_true",
+        help="Skip stage 1 (ablation: stage 2 from scratch).",
+    )
+    parser.add_argument("--pretrain-steps", type=int)
+    parser.add_argument("--train-steps", type=int)
+    parser.add_argument("--eval-steps", type=int)
+    parser.add_argument("--no-cache", action="store_true", help="Disable TFX caching.")
+    parser.add_argument(
+        "--default-data", action="store_true",
+        help="Use the embedded synthetic dataset (the default when --data is not given).",
+    )
+
+
+# Sizes for the embedded synthetic dataset: a few minutes on 2 CPU cores.
+DEFAULT_RUN = {
+    "transform": {"max_seq_len": 50},
+    "model": {"embedding_dim": 32, "granularities": [16, 32, 64], "top_k": 3},
+    "training": {"batch_size": 256, "pretrain_batch_size": 256, "num_epochs": 4},
+    "pretrain_steps": 300,
+    "train_steps": 600,
+    "eval_steps": 20,
+    "min_auc": 0.5,
+    "max_auc_drop": 0.01,
+}
+
+
+def load_config(path: str | None) -> dict[str, Any]:
+    config = json.loads(json.dumps(DEFAULT_RUN))
+    if not path:
+        return config
+    with open(path) as f:
+        text = f.read()
+    if path.endswith((".yaml", ".yml")):
+        import yaml
+
+        given = yaml.safe_load(text) or {}
+    else:
+        given = json.loads(text)
+    if not isinstance(given, dict):
+        raise ValueError(f"{path}: the config must be a mapping, got {type(given).__name__}")
+    unknown = sorted(set(given) - set(DEFAULT_RUN))
+    if unknown:
+        raise ValueError(f"{path}: unknown key(s) {unknown}; known: {sorted(DEFAULT_RUN)}")
+    for key, value in given.items():
+        if isinstance(config.get(key), dict):
+            if not isinstance(value, dict):
+                raise ValueError(f"{path}: `{key}` must be a mapping")
+            config[key].update(value)
+        else:
+            config[key] = value
+    return config
+
+
+def ensure_default_data(output: str) -> str:
+    """Writes the embedded synthetic dataset once; returns its folder."""
+    from sitn_tf.data import synthetic
+
+    data = os.path.join(output, "data", "synthetic-default")
+    stats_path = os.path.join(data, "stats.json")
+    status = None
+    if os.path.exists(stats_path):
+        with open(stats_path) as f:
+            status = json.load(f).get("status")
+    if status != "ok":
+        print(f"[sitn] writing the embedded synthetic dataset to {data}", flush=True)
+        synthetic.write_default_synthetic(data)
+    return data
+
+
+# Warnings TFX 1.21 prints on every resolver query with this ML Metadata
+# build (no ZetaSQL): harmless, and they bury the progress lines.
+_KNOWN_NOISE = (
+    "Fallback to non-ZetaSQL contexts execution query",
+    "ArtifactQuery.property_predicate is not supported",
+)
+
+
+class _QuietAbslInfo(logging.Filter):
+    """Keeps TFX's INFO chatter (pipeline protos, Beam plans) off the console."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name != "absl":
+            return True
+        return record.levelno >= logging.WARNING and not record.getMessage().startswith(
+            _KNOWN_NOISE
+        )
+
+
+class _ProgressHandler(logging.Handler):
+    """Prints one line when a component starts or finishes, with elapsed time."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.start = time.monotonic()
+        self.started: dict[str, float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        match = _PROGRESS.match(record.getMessage())
+        if not match:
+            return
+        node, state = match.groups()
+        now = time.monotonic()
+        if state == "running":
+            self.started[node] = now
+            print(f"[sitn {now - self.start:7.1f}s] {node} ...", flush=True)
+        else:
+            took = now - self.started.get(node, now)
+            print(f"[sitn {now - self.start:7.1f}s] {node} done ({took:.1f}s)", flush=True)
+
+
+def run(args: argparse.Namespace, beam_args: Sequence[str] = ()) -> dict[str, Any]:
+    from tfx import v1 as tfx
+
+    config = load_config(args.config)
+    for key in ("pretrain_steps", "train_steps", "eval_steps"):
+        if getattr(args, key, None) is not None:
+            config[key] = getattr(args, key)
+    output = os.path.abspath(args.output)
+    data = os.path.abspath(args.data) if args.data else ensure_default_data(output)
+    for split in sitn_pipeline.SPLITS:
+        if not os.path.isdir(os.path.join(data, split)):
+            raise FileNotFoundError(
+                f"{data} has no '{split}/' folder: expected the output of `sitn-tf data ...`"
+            )
+    name = args.pipeline_name
+    pipeline_root = os.path.join(output, "pipelines", name)
+    metadata_path = os.path.join(output, "metadata", name, "metadata.db")
+    serving_dir = os.path.join(output, "serving_model", name)
+    pipeline = sitn_pipeline.create_pipeline(
+        pipeline_name=name,
+        pipeline_root=pipeline_root,
+        data_root=data,
+        serving_model_dir=serving_dir,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            metadata_path
+        ),
+        transform_config=config["transform"],
+        model_config=config["model"],
+        training_config=config["training"],
+        pretrain=not args.no_pretrain,
+        pretrain_steps=int(config["pretrain_steps"]),
+        train_steps=int(config["train_steps"]),
+        eval_steps=int(config["eval_steps"]),
+        min_auc=float(config["min_auc"]),
+        max_auc_drop=float(config["max_auc_drop"]),
+        beam_pipeline_args=sitn_pipeline.merge_beam_args(beam_args),
+        enable_cache=not args.no_cache,
+    )
+    if args.runner == "beam":
+        from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
+
+        dag_runner = BeamDagRunner()
+    else:
+        dag_runner = tfx.orchestration.LocalDagRunner()
+
+    # TFX reports component starts and ends at INFO through absl: listen to
+    # those, and keep the rest of absl's INFO output off the console.
+    progress = _ProgressHandler()
+    quiet = _QuietAbslInfo()
+    absl_logger = logging.getLogger("absl")
+    old_level = absl_logger.level
+    absl_logger.addHandler(progress)
+    absl_logger.setLevel(logging.INFO)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(quiet)
+    print(f"[sitn] pipeline '{name}' ({args.runner} runner) on {data}", flush=True)
+    start = time.monotonic()
+    try:
+        dag_runner.run(pipeline)
+    finally:
+        absl_logger.removeHandler(progress)
+        absl_logger.setLevel(old_level)
+        for handler in logging.getLogger().handlers:
+            handler.removeFilter(quiet)
+    wall = time.monotonic() - start
+
+    from pipelines import run_summary
+
+    summary = run_summary.summarize(metadata_path, name)
+    summary.update(
+        {"wall_seconds": round(wall, 1), "data": data, "runner": args.runner, "config": config}
+    )
+    os.makedirs(pipeline_root, exist_ok=True)
+    with open(os.path.join(pipeline_root, "run_summary.json"), "w") as f:
+        json.dump(summary, f, indent=2, sort_keys=True)
+    print(run_summary.format_summary(summary), flush=True)
+    return summary
+
+
+def main(argv: Sequence[str] | None = None, default_runner: str = "local") -> int:
+    parser = argparse.ArgumentParser(
+        description="Run the SITN TFX pipeline. Options it does not know are Beam options."
+    )
+    add_arguments(parser, default_runner=default_runner)
+    args, beam_args = parser.parse_known_args(argv)
+    try:
+        run(args, beam_args)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"sitn pipeline: error: {err}", file=sys.stderr)
+        return 1
+    return 0

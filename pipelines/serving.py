@@ -1,0 +1,135 @@
+"""The exported SavedModel: the TF Serving contract.
+
+Signatures (the Transform graph is embedded, so clients never see
+vocabularies):
+
+* `serving_default(examples)`: a batch of serialized raw `tf.Example`s
+  (`(batch,)` string, the converter's data contract without `label`) ->
+  `{"probability": (batch,)}`.
+* `serving_raw(user_id, item_id, item_category, source_item_ids,
+  source_categories, target_item_ids, target_categories)`: the raw features
+  as tensors, for clients that build no `tf.Example`s. Scalars are
+  `(batch,)` strings; histories are `(batch, None)` strings, oldest first,
+  right-padded with `""` (an empty item id marks padding; its category entry
+  is ignored). -> `{"probability": (batch,)}`.
+* `transform_features(examples)`: the transformed features, used by the
+  Evaluator (TFMA) for slicing on `target_history_bucket`.
+
+`user_id` and `item_category` may be omitted from a `tf.Example` (they
+default to `""`); `event_timestamp` is not read.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from sitn_tf import features as F
+
+PROBABILITY = "probability"
+SERVING_RAW = "serving_raw"
+TRANSFORM_FEATURES = "transform_features"
+
+# Features a client need not send in a tf.Example.
+_OPTIONAL_DEFAULTS = {F.USER_ID: "", F.ITEM_CATEGORY: ""}
+
+
+def serving_feature_spec(tf_transform_output: tft.TFTransformOutput) -> dict:
+    """The raw parsing spec for requests: no label, no timestamp, lenient scalars."""
+    spec = dict(tf_transform_output.raw_feature_spec())
+    spec.pop(F.LABEL, None)
+    spec.pop(F.EVENT_TIMESTAMP, None)
+    for name, default in _OPTIONAL_DEFAULTS.items():
+        feature = spec.get(name)
+        if isinstance(feature, tf.io.FixedLenFeature):
+            spec[name] = tf.io.FixedLenFeature(feature.shape, feature.dtype, default_value=default)
+    missing = [n for n in F.SCALAR_BYTES_FEATURES + F.SEQUENCE_FEATURES if n not in spec]
+    if missing:
+        raise ValueError(f"the Transform's raw schema lacks feature(s) {missing}")
+    return spec
+
+
+def _dense_to_sparse(values: tf.Tensor, present: tf.Tensor) -> tf.SparseTensor:
+    """Keeps `values[present]`, left-aligned per row, as a `(batch, None)` SparseTensor."""
+    ragged = tf.ragged.boolean_mask(values, present)
+    return ragged.to_sparse()
+
+
+def _raw_scalar_like(spec_feature, values: tf.Tensor):
+    if isinstance(spec_feature, tf.io.FixedLenFeature) and list(spec_feature.shape) == [1]:
+        return tf.expand_dims(values, 1)
+    if isinstance(spec_feature, tf.io.VarLenFeature):
+        return tf.sparse.from_dense(tf.expand_dims(values, 1))
+    return values
+
+
+class ServingModule(tf.Module):
+    """Holds the model and the Transform layer; its tf.functions are the signatures."""
+
+    def __init__(self, model: keras.Model, tf_transform_output: tft.TFTransformOutput):
+        super().__init__()
+        self.model = model
+        self.tft_layer = tf_transform_output.transform_features_layer()
+        self._spec = serving_feature_spec(tf_transform_output)
+
+    def _predict(self, raw: dict) -> dict:
+        transformed = self.tft_layer(raw)
+        inputs = {name: transformed[name] for name in F.MODEL_ID_FEATURES}
+        probability = tf.reshape(self.model(inputs, training=False), [-1])
+        return {PROBABILITY: tf.cast(probability, tf.float32)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_examples(self, examples):
+        return self._predict(tf.io.parse_example(examples, self._spec))
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, name=F.USER_ID),
+            tf.TensorSpec([None], tf.string, name=F.ITEM_ID),
+            tf.TensorSpec([None], tf.string, name=F.ITEM_CATEGORY),
+            tf.TensorSpec([None, None], tf.string, name=F.SOURCE_ITEM_IDS),
+            tf.TensorSpec([None, None], tf.string, name=F.SOURCE_CATEGORIES),
+            tf.TensorSpec([None, None], tf.string, name=F.TARGET_ITEM_IDS),
+            tf.TensorSpec([None, None], tf.string, name=F.TARGET_CATEGORIES),
+        ]
+    )
+    def serve_raw(
+        self,
+        user_id,
+        item_id,
+        item_category,
+        source_item_ids,
+        source_categories,
+        target_item_ids,
+        target_categories,
+    ):
+        source_present = tf.not_equal(source_item_ids, "")
+        target_present = tf.not_equal(target_item_ids, "")
+        raw = {
+            F.USER_ID: _raw_scalar_like(self._spec[F.USER_ID], user_id),
+            F.ITEM_ID: _raw_scalar_like(self._spec[F.ITEM_ID], item_id),
+            F.ITEM_CATEGORY: _raw_scalar_like(self._spec[F.ITEM_CATEGORY], item_category),
+            F.SOURCE_ITEM_IDS: _dense_to_sparse(source_item_ids, source_present),
+            F.SOURCE_CATEGORIES: _dense_to_sparse(source_categories, source_present),
+            F.TARGET_ITEM_IDS: _dense_to_sparse(target_item_ids, target_present),
+            F.TARGET_CATEGORIES: _dense_to_sparse(target_categories, target_present),
+        }
+        return self._predict(raw)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def transform_features(self, examples):
+        return self.tft_layer(tf.io.parse_example(examples, self._spec))
+
+
+def export_serving_model(
+    model: keras.Model, tf_transform_output: tft.TFTransformOutput, export_dir: str
+) -> None:
+    """Writes the SavedModel with the three signatures above to `export_dir`."""
+    module = ServingModule(model, tf_transform_output)
+    signatures = {
+        "serving_default": module.serve_examples.get_concrete_function(),
+        SERVING_RAW: module.serve_raw.get_concrete_function(),
+        TRANSFORM_FEATURES: module.transform_features.get_concrete_function(),
+    }
+    tf.saved_model.save(module, export_dir, signatures=signatures)

@@ -1,0 +1,184 @@
+"""The SITN TFX pipeline.
+
+    ImportExampleGen -> StatisticsGen -> ImportSchemaGen -> ExampleValidator
+      -> AnomaliesGate -> Transform -> Trainer "pretrain" (stage 1)
+      -> Trainer "finetune" (stage 2, base_model = pretrain) -> Evaluator -> Pusher
+
+`create_pipeline(...)` is pure: it only builds the graph. Running this file
+runs it with `LocalDagRunner` (or `BeamDagRunner` with `--runner beam`) on
+the embedded synthetic dataset, or on converted data with `--data DIR`; the
+runner owns every path (default: `runs/` in the repository). It is also the
+`--pipeline_path` of `tfx pipeline create --engine local`;
+`pipelines/beam_runner.py` is the one for `--engine beam`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script (`python pipelines/sitn_pipeline.py`, tfx CLI)
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tfx import v1 as tfx
+
+from pipelines import eval_config as eval_config_lib
+from pipelines.components import AnomaliesGate
+
+PIPELINE_NAME = "sitn"
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCHEMA_PATH = os.path.join(REPO_ROOT, "feature_specs", "schema.pbtxt")
+SPLITS = ("train", "eval", "test")
+
+PREPROCESSING_FN = "pipelines.preprocessing.preprocessing_fn"
+PRETRAIN_RUN_FN = "pipelines.pretrain_trainer.run_fn"
+FINETUNE_RUN_FN = "pipelines.finetune_trainer.run_fn"
+
+# Beam defaults: all local cores in separate processes. Any option given by
+# the caller overrides these (e.g. --runner=DataflowRunner --project=...).
+DEFAULT_BEAM_ARGS = ("--direct_running_mode=multi_processing", "--direct_num_workers=0")
+
+
+def merge_beam_args(overrides: Sequence[str] = ()) -> list[str]:
+    """DEFAULT_BEAM_ARGS with every option named in `overrides` replaced."""
+
+    def key(arg: str) -> str:
+        return arg.split("=", 1)[0]
+
+    given = {key(a) for a in overrides if a.startswith("--")}
+    return [a for a in DEFAULT_BEAM_ARGS if key(a) not in given] + list(overrides)
+
+
+def create_pipeline(
+    *,
+    pipeline_name: str,
+    pipeline_root: str,
+    data_root: str,
+    serving_model_dir: str,
+    schema_path: str = SCHEMA_PATH,
+    metadata_connection_config: Any | None = None,
+    transform_config: dict[str, Any] | None = None,
+    model_config: dict[str, Any] | None = None,
+    training_config: dict[str, Any] | None = None,
+    pretrain: bool = True,
+    pretrain_steps: int = 500,
+    train_steps: int = 1000,
+    eval_steps: int = 50,
+    min_auc: float = 0.5,
+    max_auc_drop: float = 0.01,
+    beam_pipeline_args: Sequence[str] | None = None,
+    enable_cache: bool = True,
+) -> tfx.dsl.Pipeline:
+    """Builds the SITN pipeline graph; no I/O happens here.
+
+    Args:
+        data_root: converted data with `train/`, `eval/` and `test/` folders of
+            gzip TFRecords (`sitn-tf data ...` writes them).
+        transform_config: `preprocessing_fn` options (`max_seq_len`,
+            `num_oov_buckets`, `frequency_threshold`).
+        model_config: `SITNConfig` fields except vocabulary sizes (these
+            come from the Transform's vocabularies).
+        training_config: `pipelines.train_lib.TRAINING_DEFAULTS` keys.
+        pretrain: False drops the "pretrain" Trainer and trains stage 2 from
+            scratch (the paper's "w/o L_i2c & L_i2i").
+        min_auc, max_auc_drop: the Evaluator's blessing thresholds.
+    """
+    transform_config = dict(transform_config or {})
+    model_config = {**(model_config or {}), "pretrain": bool(pretrain)}
+    trainer_config = {
+        "transform": transform_config,
+        "model": model_config,
+        "training": dict(training_config or {}),
+    }
+
+    example_gen = tfx.components.ImportExampleGen(
+        input_base=data_root,
+        input_config=tfx.proto.Input(
+            splits=[tfx.proto.Input.Split(name=s, pattern=f"{s}/*") for s in SPLITS]
+        ),
+    )
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+    )
+    anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        preprocessing_fn=PREPROCESSING_FN,
+        custom_config=transform_config,
+        splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=list(SPLITS)),
+    )
+    transform.add_upstream_node(anomalies_gate)
+
+    def trainer(run_fn: str, steps: int, base_model=None) -> tfx.components.Trainer:
+        return tfx.components.Trainer(
+            run_fn=run_fn,
+            examples=transform.outputs["transformed_examples"],
+            transform_graph=transform.outputs["transform_graph"],
+            schema=schema_gen.outputs["schema"],
+            base_model=base_model,
+            train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=steps),
+            eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=eval_steps),
+            custom_config=trainer_config,
+        )
+
+    components: list[Any] = [
+        example_gen,
+        statistics_gen,
+        schema_gen,
+        example_validator,
+        anomalies_gate,
+        transform,
+    ]
+    base_model = None
+    if pretrain:
+        pretrainer = trainer(PRETRAIN_RUN_FN, pretrain_steps).with_id("pretrain")
+        components.append(pretrainer)
+        base_model = pretrainer.outputs["model"]
+    finetune = trainer(FINETUNE_RUN_FN, train_steps, base_model).with_id("finetune")
+
+    baseline = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=finetune.outputs["model"],
+        baseline_model=baseline.outputs["model"],
+        schema=schema_gen.outputs["schema"],
+        example_splits=["test"],
+        eval_config=eval_config_lib.eval_config(min_auc=min_auc, max_auc_drop=max_auc_drop),
+    )
+    pusher = tfx.components.Pusher(
+        model=finetune.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
+        ),
+    )
+    components += [finetune, baseline, evaluator, pusher]
+    return tfx.dsl.Pipeline(
+        pipeline_name=pipeline_name,
+        pipeline_root=pipeline_root,
+        components=components,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(beam_pipeline_args or ()),
+        enable_cache=enable_cache,
+    )
+
+
+def main(argv: Sequence[str] | None = None, default_runner: str = "local") -> int:
+    """Runs the pipeline; see `pipelines/runner.py` for the options."""
+    from pipelines import runner
+
+    return runner.main(argv, default_runner=default_runner)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
