@@ -26,6 +26,8 @@ from sitn_tf.models import DIN, SITNRanker
 
 logger = logging.getLogger(__name__)
 
+KERAS_MODEL_FILE = "model.keras"
+
 
 def build_model(config, training: dict) -> keras.Model:
     model = DIN(config) if training["model"] == "din" else SITNRanker(config)
@@ -84,6 +86,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     val_auc = history.history.get("val_auc", [])
     best_epoch = int(max(range(len(val_auc)), key=val_auc.__getitem__)) + 1 if val_auc else epochs
     serving.export_serving_model(model, tf_transform_output, fn_args.serving_model_dir)
+    # The Keras model as trained, beside the logs: for analysis and for
+    # checking the SavedModel against it.
+    model.save(os.path.join(fn_args.model_run_dir, KERAS_MODEL_FILE))
     out = fn_args.serving_model_dir
     train_lib.write_json(os.path.join(out, "assets.extra", "sitn_config.json"), config.to_dict())
     train_lib.write_json(os.path.join(fn_args.model_run_dir, "restored_variables.json"), restored)

@@ -8,6 +8,10 @@ The runner owns the paths. Under `--output` (default `runs/` in the repo):
     serving_model/<name>/<ver>/   what the Pusher pushed
     pipelines/<name>/run_summary.json   per-component wall times and test metrics
 
+Launched through the TFX CLI (`tfx run create`), the pipeline file gets no
+arguments; the environment variables SITN_DATA, SITN_OUTPUT and SITN_CONFIG
+then stand in for `--data`, `--output` and `--config`.
+
 Re-running with unchanged inputs reuses cached component outputs; a run that
 was interrupted re-runs only what had not finished.
 """
@@ -18,36 +22,37 @@ import argparse
 import json
 import logging
 import os
-import re
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from pipelines import sitn_pipeline
+from pipelines import defaults
 
 logger = logging.getLogger("sitn_tf.pipeline")
-
-_PROGRESS = re.compile(r"^(?:Component|node) (\S+) is (running|finished)\.$")
 
 
 def add_arguments(parser: argparse.ArgumentParser, default_runner: str = "local") -> None:
     parser.add_argument(
         "--data",
+        default=os.environ.get("SITN_DATA"),
         help="Converted data (train/, eval/, test/ of gzip TFRecords, as written by "
-        "`sitn-tf data ...`). Default: the embedded synthetic dataset.",
+        "`sitn-tf data ...`). Default: $SITN_DATA, else the embedded synthetic dataset.",
     )
     parser.add_argument(
-        "--output", default=os.path.join(sitn_pipeline.REPO_ROOT, "runs"),
-        help="Folder for artifacts, metadata and pushed models (default: %(default)s).",
+        "--output",
+        default=os.environ.get("SITN_OUTPUT") or os.path.join(defaults.REPO_ROOT, "runs"),
+        help="Folder for artifacts, metadata and pushed models (default: $SITN_OUTPUT, "
+        "else %(default)s).",
     )
-    parser.add_argument("--pipeline-name", default=sitn_pipeline.PIPELINE_NAME)
+    parser.add_argument("--pipeline-name", default=defaults.PIPELINE_NAME)
     parser.add_argument("--runner", choices=("local", "beam"), default=default_runner)
     parser.add_argument(
         "--config",
+        default=os.environ.get("SITN_CONFIG"),
         help="JSON or YAML file with optional sections `transform`, `model`, `training` "
         "(see pipelines/train_lib.py) and top-level `pretrain_steps`, `train_steps`, "
-        "`eval_steps`, `min_auc`, `max_auc_drop`.",
+        "`eval_steps`, `min_auc`, `max_auc_drop`, `beam_args`. Default: $SITN_CONFIG.",
     )
     parser.add_argument(
         "--no-pretrain", action="store_true",
@@ -59,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser, default_runner: str = "local"
     parser.add_argument("--no-cache", action="store_true", help="Disable TFX caching.")
     parser.add_argument(
         "--default-data", action="store_true",
-        help="Use the embedded synthetic dataset (the default when --data is not given).",
+        help="Use the embedded synthetic dataset, even when $SITN_DATA is set.",
     )
 
 
@@ -73,6 +78,9 @@ DEFAULT_RUN = {
     "eval_steps": 20,
     "min_auc": 0.5,
     "max_auc_drop": 0.01,
+    # Beam options for the Beam-based components, over DEFAULT_BEAM_ARGS;
+    # options on the command line override these in turn.
+    "beam_args": [],
 }
 
 
@@ -138,38 +146,33 @@ class _QuietAbslInfo(logging.Filter):
         )
 
 
-class _ProgressHandler(logging.Handler):
-    """Prints one line when a component starts or finishes, with elapsed time."""
-
-    def __init__(self):
-        super().__init__(logging.INFO)
-        self.start = time.monotonic()
-        self.started: dict[str, float] = {}
-
-    def emit(self, record: logging.LogRecord) -> None:
-        match = _PROGRESS.match(record.getMessage())
-        if not match:
-            return
-        node, state = match.groups()
-        now = time.monotonic()
-        if state == "running":
-            self.started[node] = now
-            print(f"[sitn {now - self.start:7.1f}s] {node} ...", flush=True)
-        else:
-            took = now - self.started.get(node, now)
-            print(f"[sitn {now - self.start:7.1f}s] {node} done ({took:.1f}s)", flush=True)
-
-
 def run(args: argparse.Namespace, beam_args: Sequence[str] = ()) -> dict[str, Any]:
     from tfx import v1 as tfx
+
+    from pipelines import sitn_pipeline
 
     config = load_config(args.config)
     for key in ("pretrain_steps", "train_steps", "eval_steps"):
         if getattr(args, key, None) is not None:
             config[key] = getattr(args, key)
     output = os.path.abspath(args.output)
-    data = os.path.abspath(args.data) if args.data else ensure_default_data(output)
-    for split in sitn_pipeline.SPLITS:
+    if args.runner == "beam":
+        from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
+
+        dag_runner = BeamDagRunner()
+    else:
+        dag_runner = tfx.orchestration.LocalDagRunner()
+    # `tfx pipeline create` executes this file with `run` patched into a
+    # recorder: build the graph and hand it over, without running anything.
+    compile_only = hasattr(type(dag_runner).run, "__wrapped__")
+
+    if args.data and not args.default_data:
+        data = os.path.abspath(args.data)
+    elif compile_only:
+        data = os.path.join(output, "data", "synthetic-default")
+    else:
+        data = ensure_default_data(output)
+    for split in () if compile_only else defaults.SPLITS:
         if not os.path.isdir(os.path.join(data, split)):
             raise FileNotFoundError(
                 f"{data} has no '{split}/' folder: expected the output of `sitn-tf data ...`"
@@ -195,33 +198,27 @@ def run(args: argparse.Namespace, beam_args: Sequence[str] = ()) -> dict[str, An
         eval_steps=int(config["eval_steps"]),
         min_auc=float(config["min_auc"]),
         max_auc_drop=float(config["max_auc_drop"]),
-        beam_pipeline_args=sitn_pipeline.merge_beam_args(beam_args),
+        beam_pipeline_args=sitn_pipeline.merge_beam_args([*config["beam_args"], *beam_args]),
         enable_cache=not args.no_cache,
     )
-    if args.runner == "beam":
-        from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
+    if compile_only:
+        dag_runner.run(pipeline)
+        return {"compiled_only": True}
 
-        dag_runner = BeamDagRunner()
-    else:
-        dag_runner = tfx.orchestration.LocalDagRunner()
+    from pipelines.progress import ProgressMonitor
 
-    # TFX reports component starts and ends at INFO through absl: listen to
-    # those, and keep the rest of absl's INFO output off the console.
-    progress = _ProgressHandler()
     quiet = _QuietAbslInfo()
-    absl_logger = logging.getLogger("absl")
-    old_level = absl_logger.level
-    absl_logger.addHandler(progress)
-    absl_logger.setLevel(logging.INFO)
     for handler in logging.getLogger().handlers:
         handler.addFilter(quiet)
     print(f"[sitn] pipeline '{name}' ({args.runner} runner) on {data}", flush=True)
+    os.makedirs(os.path.dirname(metadata_path), exist_ok=True)
+    monitor = ProgressMonitor(metadata_path, name)
+    monitor.start()
     start = time.monotonic()
     try:
         dag_runner.run(pipeline)
     finally:
-        absl_logger.removeHandler(progress)
-        absl_logger.setLevel(old_level)
+        monitor.stop()
         for handler in logging.getLogger().handlers:
             handler.removeFilter(quiet)
     wall = time.monotonic() - start

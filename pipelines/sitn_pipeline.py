@@ -27,11 +27,7 @@ from tfx import v1 as tfx
 
 from pipelines import eval_config as eval_config_lib
 from pipelines.components import AnomaliesGate
-
-PIPELINE_NAME = "sitn"
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCHEMA_PATH = os.path.join(REPO_ROOT, "feature_specs", "schema.pbtxt")
-SPLITS = ("train", "eval", "test")
+from pipelines.defaults import PIPELINE_NAME, REPO_ROOT, SCHEMA_PATH, SPLITS  # noqa: F401
 
 PREPROCESSING_FN = "pipelines.preprocessing.preprocessing_fn"
 PRETRAIN_RUN_FN = "pipelines.pretrain_trainer.run_fn"
@@ -43,13 +39,14 @@ DEFAULT_BEAM_ARGS = ("--direct_running_mode=multi_processing", "--direct_num_wor
 
 
 def merge_beam_args(overrides: Sequence[str] = ()) -> list[str]:
-    """DEFAULT_BEAM_ARGS with every option named in `overrides` replaced."""
-
-    def key(arg: str) -> str:
-        return arg.split("=", 1)[0]
-
-    given = {key(a) for a in overrides if a.startswith("--")}
-    return [a for a in DEFAULT_BEAM_ARGS if key(a) not in given] + list(overrides)
+    """DEFAULT_BEAM_ARGS, then `overrides`; a later `--name=value` replaces an earlier one."""
+    merged: dict[str, str] = {}
+    for i, arg in enumerate([*DEFAULT_BEAM_ARGS, *overrides]):
+        # "--flag value" pairs and positionals keep their place under a unique key.
+        key = arg.split("=", 1)[0] if arg.startswith("--") and "=" in arg else f"#{i}"
+        merged.pop(key, None)
+        merged[key] = arg
+    return list(merged.values())
 
 
 def create_pipeline(
