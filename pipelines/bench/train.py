@@ -1,0 +1,444 @@
+"""`sitn-tf bench train`: training throughput of stage 1, stage 2 and DIN.
+
+Every sweep point trains the real model through the Trainers' input function
+(`pipelines.train_lib.transformed_dataset` on Transform output, with stage 1's
+filter `pipelines.pretrain_trainer._pretraining_pair`), compiled as the
+Trainers compile it (`finetune_trainer.build_model`; Adam for stage 1), with
+`keras.Model.fit`. Timing:
+
+1. a first `fit` of 2 steps traces (and with XLA compiles) the train step;
+   the second step's time sizes the windows;
+2. a second `fit` runs one untimed warm-up epoch (the iterator restarts,
+   tf.data buffers refill), then one epoch per timed window; each window has
+   enough steps to last about `--window_seconds`.
+
+Reported per point: examples/s per window and median, the median's
+achieved GFLOP/s (analytic FLOPs, `pipelines.bench.flops`) and its share of
+the matmul peak measured in the same run, and the peak RSS while the point
+ran. Model `input` times the stage-2 tf.data pipeline alone (no model), to
+show whether training is input-bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import logging
+import math
+import os
+import time
+from typing import Any
+
+from pipelines.bench import common, fixtures
+from pipelines.bench import flops as flops_lib
+
+logger = logging.getLogger("sitn_tf.bench")
+
+INPUT = "input"
+MODELS = (flops_lib.STAGE1, flops_lib.STAGE2, flops_lib.DIN, INPUT)
+DEFAULT_CONFIG = os.path.join("pipelines", "configs", "amazon_books_movies.yaml")
+
+FULL = {
+    "batch_sizes": (256, 1024, 4096),
+    "seq_lens": (50, 100, 200),
+    "windows": 5,
+    "window_seconds": 2.0,
+    "max_point_seconds": 90.0,
+    "matmul_size": 2048,
+    "num_users": 3000,
+    "items_per_domain": 1000,
+}
+QUICK = {
+    "batch_sizes": (32,),
+    "seq_lens": (16,),
+    "windows": 5,
+    "window_seconds": 0.02,
+    "max_point_seconds": 10.0,
+    "matmul_size": 256,
+    "num_users": 200,
+    "items_per_domain": 300,
+}
+# A smoke run traces each model once; fewer cluster sets keep that short.
+QUICK_MODEL = {"granularities": [8, 16], "top_k": 2}
+MIN_WINDOWS = 3
+
+
+def matmul_peak(size: int, *, windows: int, window_seconds: float) -> dict[str, Any]:
+    """float32 GFLOP/s of a plain `tf.linalg.matmul` of two `size` x `size` matrices."""
+    import tensorflow as tf
+
+    a = tf.random.normal((size, size), seed=1)
+    b = tf.random.normal((size, size), seed=2)
+
+    @tf.function
+    def step():
+        # Reduce to a scalar so that syncing copies 4 bytes, not the product.
+        return tf.reduce_sum(tf.linalg.matmul(a, b))
+
+    timing = common.timed_windows(
+        step,
+        2.0 * size**3 / 1e9,
+        windows=windows,
+        window_seconds=window_seconds,
+        warmup_steps=2,
+        sync=lambda r: r.numpy(),
+    )
+    return {
+        "matrix_size": size,
+        "dtype": "float32",
+        "gflops_per_window": timing["rates"],
+        "gflops": timing["median"],
+        "steps_per_window": timing["steps_per_window"],
+    }
+
+
+class _Timer:
+    """Keras callback: wall time of each epoch and of each batch's end."""
+
+    def __init__(self):
+        import keras
+
+        timer = self
+
+        class Callback(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                timer.epoch_start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                # Reading a value waits for the device (GPUs run asynchronously).
+                float((logs or {}).get("loss", 0.0))
+                timer.epochs.append(time.perf_counter() - timer.epoch_start)
+
+            def on_train_batch_end(self, batch, logs=None):
+                if timer.per_batch:
+                    float((logs or {}).get("loss", 0.0))
+                    timer.batch_ends.append(time.perf_counter())
+
+        self.callback = Callback()
+        self.epoch_start = 0.0
+        self.epochs: list[float] = []
+        self.batch_ends: list[float] = []
+        self.per_batch = False
+
+
+def _datasets(kind: str, transform_dir: str, batch_size: int, seed: int):
+    import tensorflow_transform as tft
+
+    from pipelines import pretrain_trainer, train_lib
+
+    output = tft.TFTransformOutput(transform_dir)
+    files = fixtures.transformed_train_files(transform_dir)
+    common_args = dict(shuffle=True, seed=seed, repeat=True)
+    if kind == flops_lib.STAGE1:
+        return train_lib.transformed_dataset(
+            files,
+            output,
+            batch_size,
+            keep=pretrain_trainer._pretraining_pair,
+            with_label=False,
+            **common_args,
+        )
+    return train_lib.transformed_dataset(files, output, batch_size, **common_args)
+
+
+def _build(kind: str, config, training: dict[str, Any]):
+    import keras
+
+    from pipelines import finetune_trainer
+    from sitn_tf.models import SITNPretrainer
+
+    keras.utils.set_random_seed(int(training["seed"]))
+    if kind == flops_lib.STAGE1:
+        model = SITNPretrainer(config)
+        model.compile(optimizer=keras.optimizers.Adam(float(training["pretrain_learning_rate"])))
+        return model
+    return finetune_trainer.build_model(
+        config, {**training, "model": "din" if kind == flops_lib.DIN else "sitn"}
+    )
+
+
+def _input_only(transform_dir: str, batch_size: int, settings: dict[str, Any], seed: int):
+    dataset = _datasets(flops_lib.STAGE2, transform_dir, batch_size, seed)
+    iterator = iter(dataset)
+
+    def step():
+        return next(iterator)
+
+    def sync(batch):
+        features, label = batch
+        return label.numpy()
+
+    timing = common.timed_windows(
+        step,
+        batch_size,
+        windows=settings["windows"],
+        window_seconds=settings["window_seconds"],
+        warmup_steps=5,
+        sync=sync,
+    )
+    return {
+        "examples_per_second": timing["rates"],
+        "median": timing["median"],
+        "steps_per_window": timing["steps_per_window"],
+        "window_seconds": timing["window_seconds"],
+    }
+
+
+def measure_point(
+    kind: str,
+    config,
+    transform_dir: str,
+    batch_size: int,
+    jit_compile: bool,
+    training: dict[str, Any],
+    settings: dict[str, Any],
+) -> dict[str, Any]:
+    """One sweep point: returns its figures (see the module docstring)."""
+    import keras
+
+    point: dict[str, Any] = {
+        "model": kind,
+        "batch_size": batch_size,
+        "max_seq_len": config.max_seq_len,
+        "jit_compile": jit_compile if kind != INPUT else None,
+    }
+    seed = int(training["seed"])
+    with common.RssSampler() as rss:
+        if kind == INPUT:
+            point.update(_input_only(transform_dir, batch_size, settings, seed))
+        else:
+            model = _build(kind, config, training)
+            point["shipped_jit_compile"] = bool(model.jit_compile)
+            model.jit_compile = jit_compile
+            timer = _Timer()
+            timer.per_batch = True
+            start = time.perf_counter()
+            model.fit(
+                _datasets(kind, transform_dir, batch_size, seed),
+                epochs=1,
+                steps_per_epoch=2,
+                callbacks=[timer.callback],
+                verbose=0,
+            )
+            first, second = timer.batch_ends[0] - start, timer.batch_ends[1] - timer.batch_ends[0]
+            timer.per_batch = False
+            steps = max(1, round(settings["window_seconds"] / second))
+            windows = settings["windows"]
+            budget = settings["max_point_seconds"]
+            if windows * steps * second > budget:
+                windows = max(MIN_WINDOWS, min(windows, math.floor(budget / (steps * second))))
+            timer.epochs.clear()
+            model.fit(
+                _datasets(kind, transform_dir, batch_size, seed),
+                epochs=1 + windows,
+                steps_per_epoch=steps,
+                callbacks=[timer.callback],
+                verbose=0,
+            )
+            seconds = timer.epochs[1:]
+            rates = [steps * batch_size / s for s in seconds]
+            point.update(
+                {
+                    "first_step_seconds": round(first, 3),
+                    "step_seconds_estimate": round(second, 4),
+                    "steps_per_window": steps,
+                    "windows": windows,
+                    "window_seconds": [round(s, 4) for s in seconds],
+                    "examples_per_second": rates,
+                    "median": common.median(rates),
+                }
+            )
+            del model
+    point["peak_rss_bytes"] = rss.peak_bytes
+    point["rss_at_start_bytes"] = rss.start_bytes
+    if kind != INPUT:
+        forward = flops_lib.forward_flops(kind, config, batch_size=batch_size)
+        per_example = flops_lib.train_flops(kind, config, batch_size=batch_size)
+        point["forward_flops_per_example"] = forward
+        point["train_flops_per_example"] = per_example
+        point["achieved_gflops"] = point["median"] * per_example / 1e9
+    keras.backend.clear_session()
+    gc.collect()
+    return point
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    base = dict(QUICK if args.quick else FULL)
+    for key in base:
+        value = getattr(args, key, None)
+        if value is not None:
+            base[key] = tuple(value) if isinstance(value, list) else value
+    return base
+
+
+def _xla_modes(value: str) -> tuple[bool, ...]:
+    return {"off": (False,), "on": (True,), "both": (False, True)}[value]
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from pipelines import runner, train_lib
+
+    settings = _settings(args)
+    models = tuple(args.models)
+    run_config = runner.load_config(args.config)
+    training = train_lib.training_config({"training": run_config["training"]})
+    model_settings = dict(run_config["model"])
+    if args.quick:
+        model_settings.update(QUICK_MODEL)
+    xla = args.xla or ("off" if args.quick else "both")
+    workdir = os.path.abspath(args.workdir)
+    report = common.new_report(
+        "train",
+        {
+            **{k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()},
+            "quick": args.quick,
+            "models": list(models),
+            "xla": xla,
+            "model_config": model_settings,
+            "training": training,
+            "run_config_file": args.config,
+            "data": args.data or "synthetic",
+        },
+    )
+    peak = matmul_peak(
+        settings["matmul_size"],
+        windows=max(settings["windows"], 5),
+        window_seconds=max(settings["window_seconds"], 0.2),
+    )
+    report["matmul_peak"] = peak
+    print(
+        f"[bench train] matmul peak ({peak['matrix_size']}^2 float32): "
+        f"{peak['gflops']:.1f} GFLOP/s",
+        flush=True,
+    )
+    if args.data:
+        data_dir = os.path.abspath(args.data)
+    else:
+        data_dir = fixtures.converted_synthetic(
+            workdir,
+            num_users=settings["num_users"],
+            items_per_domain=settings["items_per_domain"],
+            max_seq_len=max(fixtures.CONVERSION_MAX_SEQ_LEN, *settings["seq_lens"]),
+        )
+    report["config"]["data_dir"] = data_dir
+    for seq_len in settings["seq_lens"]:
+        transform_dir = fixtures.transformed(data_dir, workdir, seq_len)
+        config = fixtures.model_config(transform_dir, model_settings, seq_len)
+        report.setdefault("model_configs", {})[str(seq_len)] = config.to_dict()
+        for batch_size in settings["batch_sizes"]:
+            for kind in models:
+                for jit in (False,) if kind == INPUT else _xla_modes(xla):
+                    point = measure_point(
+                        kind, config, transform_dir, batch_size, jit, training, settings
+                    )
+                    if kind != INPUT:
+                        point["fraction_of_peak"] = point["achieved_gflops"] / peak["gflops"]
+                    report["results"].append(point)
+                    print(_point_line(point), flush=True)
+                    # Partial results survive an interrupted sweep.
+                    common.finish_report(report, args.output)
+    report["ratios"] = ratios(report["results"])
+    common.finish_report(report, args.output)
+    print(format_results(report))
+    return report
+
+
+def _point_line(point: dict[str, Any]) -> str:
+    xla = {None: "", True: " xla", False: ""}[point["jit_compile"]]
+    line = (
+        f"[bench train] {point['model']:<6}{xla} batch {point['batch_size']:>5} "
+        f"seq {point['max_seq_len']:>4}: {point['median']:>10,.0f} examples/s"
+    )
+    if "achieved_gflops" in point:
+        line += f", {point['achieved_gflops']:.2f} GFLOP/s"
+    return line + f", peak RSS {common.mib(point['peak_rss_bytes']):,.0f} MiB"
+
+
+def ratios(results: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """SITN/DIN throughput (stage 2 over DIN) and XLA on/off, per matching point."""
+    by_key = {
+        (p["model"], p["batch_size"], p["max_seq_len"], p["jit_compile"]): p["median"]
+        for p in results
+    }
+    sitn_din, xla = [], []
+    for (model, batch, seq, jit), value in sorted(by_key.items(), key=str):
+        if model == flops_lib.STAGE2 and (flops_lib.DIN, batch, seq, jit) in by_key:
+            sitn_din.append(
+                {
+                    "batch_size": batch,
+                    "max_seq_len": seq,
+                    "jit_compile": jit,
+                    "ratio": value / by_key[(flops_lib.DIN, batch, seq, jit)],
+                }
+            )
+        if jit is True and (model, batch, seq, False) in by_key:
+            xla.append(
+                {
+                    "model": model,
+                    "batch_size": batch,
+                    "max_seq_len": seq,
+                    "ratio": value / by_key[(model, batch, seq, False)],
+                }
+            )
+    return {"sitn_over_din": sitn_din, "xla_on_over_off": xla}
+
+
+def format_results(report: dict[str, Any]) -> str:
+    peak = report["matmul_peak"]["gflops"]
+    rows = []
+    for p in report["results"]:
+        rows.append(
+            [
+                p["model"],
+                {None: "-", True: "on", False: "off"}[p["jit_compile"]],
+                p["batch_size"],
+                p["max_seq_len"],
+                p["median"],
+                min(p["examples_per_second"]),
+                max(p["examples_per_second"]),
+                len(p["examples_per_second"]),
+                p.get("achieved_gflops", float("nan")),
+                p.get("fraction_of_peak", float("nan")),
+                common.mib(p["peak_rss_bytes"]),
+            ]
+        )
+    table = common.format_table(
+        [
+            "model",
+            "XLA",
+            "batch",
+            "seq",
+            "examples/s (median)",
+            "min",
+            "max",
+            "windows",
+            "GFLOP/s",
+            "of peak",
+            "peak RSS MiB",
+        ],
+        rows,
+    )
+    lines = [f"matmul peak: {peak:.1f} GFLOP/s", table]
+    r = report.get("ratios", {})
+    if r.get("sitn_over_din"):
+        lines.append("")
+        lines.append(
+            common.format_table(
+                ["batch", "seq", "XLA", "SITN stage 2 / DIN"],
+                [
+                    [x["batch_size"], x["max_seq_len"], "on" if x["jit_compile"] else "off",
+                     x["ratio"]]
+                    for x in r["sitn_over_din"]
+                ],
+            )
+        )  # fmt: skip
+    if r.get("xla_on_over_off"):
+        lines.append("")
+        lines.append(
+            common.format_table(
+                ["model", "batch", "seq", "XLA on / off"],
+                [[x["model"], x["batch_size"], x["max_seq_len"], x["ratio"]]
+                 for x in r["xla_on_over_off"]],
+            )
+        )  # fmt: skip
+    return "\n".join(lines)

@@ -1,0 +1,311 @@
+"""`sitn-tf bench`: the harness's arithmetic, and smoke runs of the quick modes.
+
+Benchmarks measure rather than assert speed, so the smoke runs check only
+that every figure is positive and finite and that the JSON reports are
+well-formed. The pure parts (percentiles, FLOP model, ratios, linearity,
+table) are checked against hand-computed values.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from pipelines.bench import common, data, pipeline, train
+from pipelines.bench import flops as flops_lib
+from sitn_tf import cli
+from sitn_tf.models import SITNConfig
+
+# ---------------------------------------------------------------- arithmetic
+
+
+@pytest.mark.parametrize("q", [0, 25, 50, 90, 95, 99, 100])
+def test_percentile_matches_numpy(q):
+    values = [5.0, 1.0, 9.0, 2.5, 7.0, 3.0, 8.5]
+    assert common.percentile(values, q) == pytest.approx(np.percentile(values, q))
+
+
+def test_percentile_and_median_reject_bad_input():
+    with pytest.raises(ValueError, match="no values"):
+        common.percentile([], 50)
+    with pytest.raises(ValueError, match=r"\[0, 100\]"):
+        common.percentile([1.0], 101)
+    with pytest.raises(ValueError, match="no values"):
+        common.median([])
+    assert common.median([3.0, 1.0, 2.0, 10.0]) == 2.5
+
+
+def test_timed_windows_counts_units_per_second():
+    calls = []
+
+    def step():
+        calls.append(1)
+        return len(calls)
+
+    timing = common.timed_windows(step, 10.0, windows=5, window_seconds=0.001, warmup_steps=2)
+    assert len(timing["rates"]) == 5
+    assert timing["steps_per_window"] >= 1
+    # warm-up (2) + sizing step (1) + windows
+    assert len(calls) == 3 + 5 * timing["steps_per_window"]
+    for rate, seconds in zip(timing["rates"], timing["window_seconds"], strict=True):
+        assert rate == pytest.approx(10.0 * timing["steps_per_window"] / seconds, rel=1e-3)
+    with pytest.raises(ValueError, match="windows"):
+        common.timed_windows(step, 1.0, windows=0, window_seconds=0.1)
+
+
+def test_format_table_aligns_numbers_and_words():
+    table = common.format_table(["name", "value"], [["a", 1234.5], ["bb", 0.5]])
+    lines = table.splitlines()
+    assert lines[0] == "| name | value |"
+    assert lines[2] == "| a    | 1,234 |"  # rounded to a whole number above 100
+    assert lines[3] == "| bb   |   0.5 |"
+
+
+def test_rss_sampler_sees_an_allocation():
+    with common.RssSampler(interval=0.001) as rss:
+        block = np.ones(64 * 2**20 // 8)  # 64 MiB, touched
+        block.sum()
+    assert rss.peak_bytes - rss.start_bytes >= 32 * 2**20
+    del block
+
+
+TINY = SITNConfig(
+    num_source_items=10,
+    num_target_items=10,
+    embedding_dim=4,
+    num_heads=2,
+    num_layers=1,
+    max_seq_len=3,
+    granularities=(2, 5),
+    top_k=2,
+    multi_view_units=(6,),
+    attention_units=(8, 2),
+    mlp_units=(5,),
+)
+
+
+def test_flops_by_hand():
+    # D=4, L=3, FFN=8. Encoder block: QKV+out 4*(2*3*4*4)=384; scores and
+    # values 2*(2*3*3*4)=144; FFN 2*(2*3*4*8)=384 -> 912.
+    assert flops_lib.encoder_flops(TINY, 3) == 912
+    # Activation unit per position 2*(16*8 + 8*2 + 2*1)=292, times 3 = 876;
+    # weighted sum 2*3*4 = 24 -> 900.
+    assert flops_lib.target_attention_flops(TINY, 3) == 900
+    # Head on 3D=12 features: 2*(12*5 + 5*1) = 130.
+    assert flops_lib.head_flops(TINY, 12) == 130
+    assert flops_lib.forward_flops("stage2", TINY) == 2 * 912 + 2 * 900 + 130
+    # DIN: one activation unit + head on 2D=8 features: 2*(8*5+5) = 90.
+    assert flops_lib.forward_flops("din", TINY) == 900 + 90
+    # Stage 1 at batch 6: InfoNCE 4*6*4 = 96; per K and domain 8*K*4 + 2*4 +
+    # multi-view 2*(8*6 + 6*4) = 144 -> K=2: 64+8+144=216, K=5: 160+8+144=312,
+    # both domains: 2*(216+312) = 1056.
+    assert flops_lib.forward_flops("stage1", TINY, batch_size=6) == 2 * 912 + 96 + 1056
+    assert flops_lib.train_flops("din", TINY) == 3 * 990
+    with pytest.raises(ValueError, match="must be one of"):
+        flops_lib.forward_flops("bert", TINY)
+
+
+def test_flops_switches_follow_the_config():
+    no_i2c = TINY.replace(use_i2c=False)
+    assert flops_lib.forward_flops("stage1", no_i2c, batch_size=6) == 2 * 912 + 96
+    two_layers = TINY.replace(num_layers=2)
+    assert flops_lib.encoder_flops(two_layers, 3) == 2 * 912
+
+
+def test_ratios_pair_matching_points():
+    def point(model, batch, seq, jit, median):
+        return {
+            "model": model,
+            "batch_size": batch,
+            "max_seq_len": seq,
+            "jit_compile": jit,
+            "median": median,
+        }
+
+    results = [
+        point("stage2", 256, 50, False, 100.0),
+        point("din", 256, 50, False, 400.0),
+        point("stage2", 256, 50, True, 150.0),
+        point("stage1", 256, 50, True, 90.0),  # no XLA-off partner: no ratio
+        point("input", 256, 50, None, 1e5),
+    ]
+    r = train.ratios(results)
+    assert r["sitn_over_din"] == [
+        {"batch_size": 256, "max_seq_len": 50, "jit_compile": False, "ratio": 0.25}
+    ]
+    assert r["xla_on_over_off"] == [
+        {"model": "stage2", "batch_size": 256, "max_seq_len": 50, "ratio": 1.5}
+    ]
+
+
+def _scaled(label, rows, seconds, peak):
+    return {"input": label, "rows": rows, "seconds": seconds, "peak_rss_bytes": peak}
+
+
+def test_linearity_flags_superlinear_time():
+    linear = data.linearity(
+        [_scaled("x1", 1000, 11.0, 100), _scaled("x4", 4000, 14.0, 400),
+         _scaled("x16", 16000, 26.0, 1600)]
+    )  # fmt: skip
+    assert [s["seconds_per_million_rows"] for s in linear["steps"]] == pytest.approx([1000, 1000])
+    assert [s["bytes_per_row"] for s in linear["steps"]] == pytest.approx([0.1, 0.1])
+    assert linear["time_linear"] is True
+    assert linear["memory_at_most_linear"] is True
+    quadratic = data.linearity(
+        [_scaled("x1", 1000, 1.0, 100), _scaled("x4", 4000, 16.0, 100),
+         _scaled("x16", 16000, 256.0, 100)]
+    )  # fmt: skip
+    assert quadratic["time_linear"] is False
+    assert quadratic["memory_at_most_linear"] is True  # flat memory is fine
+    assert data.linearity([_scaled("x1", 1000, 1.0, 1)])["time_linear"] is None
+
+
+def test_pipeline_entry_orders_components_and_flags_cache():
+    summary = {
+        "run_id": "r1",
+        "wall_seconds": 12.0,
+        "components": {
+            "Trainer-x": {"state": "COMPLETE", "seconds": 1.0},
+            "Transform": {"state": "COMPLETE", "seconds": 6.0},
+            "ImportExampleGen": {"state": "CACHED", "seconds": 0.0},
+            "pretrain": {"state": "COMPLETE", "seconds": 3.0},
+        },
+        "test_metrics": {"": {"auc": 0.7}},
+    }
+    e = pipeline.entry("run", summary, "x.json")
+    assert [c["name"] for c in e["components"]] == [
+        "ImportExampleGen",
+        "Transform",
+        "pretrain",
+        "Trainer-x",
+    ]
+    assert e["component_seconds_total"] == 10.0
+    assert e["components"][1]["share"] == pytest.approx(0.6)
+    assert e["cached_components"] == ["ImportExampleGen"]
+    assert e["test_auc"] == 0.7
+
+
+# ------------------------------------------------------------------- CLI
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["bench", "train", "--batch_sizes", "0,256"],
+        ["bench", "train", "--models", "stage2,bert"],
+        ["bench", "train", "--xla", "maybe"],
+        ["bench", "serve", "--window_seconds", "-1"],
+    ],
+)
+def test_bad_flags_are_usage_errors(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_pipeline_without_a_source_is_an_error(tmp_path, capsys):
+    status = cli.main(["bench", "pipeline", "--workdir", str(tmp_path)])
+    assert status == 1
+    assert "nothing to report" in capsys.readouterr().err
+
+
+def test_pipeline_reports_a_summary_file(tmp_path, capsys):
+    path = tmp_path / "run_summary.json"
+    path.write_text(
+        json.dumps(
+            {
+                "run_id": "r",
+                "wall_seconds": 5.0,
+                "components": {"Transform": {"state": "COMPLETE", "seconds": 4.0}},
+            }
+        )
+    )
+    out = tmp_path / "pipeline.json"
+    assert (
+        cli.main(["bench", "pipeline", "--summary", f"default={path}", "--output", str(out)]) == 0
+    )
+    report = json.loads(out.read_text())
+    assert report["benchmark"] == "pipeline"
+    assert report["results"][0]["components"][0] == {
+        "name": "Transform",
+        "state": "COMPLETE",
+        "seconds": 4.0,
+        "share": 1.0,
+    }
+    assert "Transform" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------ smoke runs
+
+
+def _floats(value, path="report"):
+    """(path, value) of every float in a nested report."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _floats(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _floats(item, f"{path}[{i}]")
+    elif isinstance(value, float):
+        yield path, value
+
+
+def _check_envelope(report, kind):
+    assert report["schema_version"] == common.SCHEMA_VERSION
+    assert report["benchmark"] == kind
+    assert report["machine"]["logical_cpus"] >= 1
+    assert "tensorflow" in report["versions"] or kind in ("data", "pipeline")
+    assert report["results"], "no results"
+    for path, number in _floats(report["results"]):
+        assert math.isfinite(number), path
+
+
+FIGURES = {
+    "train": ("median", "achieved_gflops", "peak_rss_bytes"),
+    "serve": ("examples_per_second",),
+    "data": ("rows_per_second", "seconds", "peak_rss_bytes"),
+}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("bench")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["train", "serve", "data"])
+def test_quick_run_writes_positive_figures(kind, workdir):
+    out = os.path.join(workdir, f"{kind}.json")
+    status = cli.main(
+        ["--log_level", "WARNING", "bench", kind, "--quick", "--workdir", str(workdir),
+         "--output", out]
+    )  # fmt: skip
+    assert status == 0
+    with open(out) as f:
+        report = json.load(f)  # strict JSON: NaN/Infinity would fail here
+    _check_envelope(report, kind)
+    for result in report["results"]:
+        for key in FIGURES[kind]:
+            if key in result:
+                assert result[key] > 0, (key, result)
+    if kind == "train":
+        assert report["matmul_peak"]["gflops"] > 0
+        models = {r["model"] for r in report["results"]}
+        assert models == {"stage1", "stage2", "din", "input"}
+        for r in report["results"]:
+            assert len(r["examples_per_second"]) >= 3
+            assert all(v > 0 for v in r["examples_per_second"])
+        assert report["ratios"]["sitn_over_din"][0]["ratio"] > 0
+    if kind == "serve":
+        latency = report["results"][0]
+        assert 0 < latency["p50_ms"] <= latency["p95_ms"] <= latency["p99_ms"]
+        assert [r["batch_size"] for r in report["results"][1:]] == [64, 512]
+    if kind == "data":
+        assert [r["input"] for r in report["results"]] == ["synthetic-x1", "synthetic-x2"]
+        assert report["results"][1]["rows"] > report["results"][0]["rows"]
+        assert all(r["instances"] > 0 for r in report["results"])
