@@ -21,7 +21,7 @@ class DIN(keras.Model):
 
     `y_hat = sigmoid(MLP(concat(u, v)))` with `u = TargetAttention(v, E)`,
     where `E` are the embedded target-history items (no self-attention, no
-    positions: DIN's original design) and `v` the candidate embedding from
+    positions, no layer norm: DIN's original design) and `v` the candidate embedding from
     the same tables. Target attention and head are the classes and sizes
     SITNRanker uses (`config.attention_units`, `config.mlp_units`), so the
     comparison isolates what the source domain and pretraining add. The

@@ -173,18 +173,44 @@ def test_ablation_single_granularity():
     assert terms["loss_i2c"] == terms["loss_i2c_k4"]
 
 
-def test_fit_logs_every_term_and_sample_weights_of_one_change_nothing():
+def test_fit_logs_every_term_then_save_and_reload_is_identical(tmp_path):
     config = tiny_config()
     model = SITNPretrainer(config)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     x, _ = random_batch(config, batch=16)
-    logs = model.evaluate(x, batch_size=16, verbose=0, return_dict=True)
-    assert set(logs) == {"loss", "loss_i2i", "loss_i2c", "loss_i2c_k3", "loss_i2c_k5"}
-    np.testing.assert_allclose(logs["loss"], _losses(model, x)["loss"], rtol=1e-5)
-    weighted = _losses(model, x, sample_weight=np.ones(16, "float32"))
-    np.testing.assert_allclose(weighted["loss"], logs["loss"], rtol=1e-5)
     history = model.fit(x, batch_size=8, epochs=1, verbose=0)
-    assert set(history.history) == set(logs)
+    assert set(history.history) == {"loss", "loss_i2i", "loss_i2c", "loss_i2c_k3", "loss_i2c_k5"}
+    logs = model.evaluate(x, batch_size=16, verbose=0, return_dict=True)
+    assert set(logs) == set(history.history)
+    terms = _losses(model, x)
+    for name, value in logs.items():
+        np.testing.assert_allclose(value, terms[name], rtol=1e-5, err_msg=name)
+    ones = _losses(model, x, sample_weight=np.ones(16, "float32"))
+    np.testing.assert_allclose(ones["loss"], terms["loss"], rtol=1e-6)
+
+    path = tmp_path / "pretrainer.keras"
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    assert isinstance(restored, SITNPretrainer) and restored.config == config
+    for name, value in model(x).items():
+        np.testing.assert_array_equal(_np(restored(x)[name]), _np(value))
+    assert _losses(restored, x) == terms
+    assert SITNPretrainer.from_config(model.get_config()).config == config
+
+
+def test_sample_weights_weight_the_rows():
+    config = tiny_config()
+    model = SITNPretrainer(config)
+    x, _ = random_batch(config, empty_target_rows=())
+    weights = np.zeros(8, "float32")
+    weights[[0, 3, 5]] = 1.0
+    weighted = _losses(model, x, sample_weight=weights)
+    # Zero-weight rows are still negatives, so compare against per-row terms.
+    out = model(x)
+    p_s, p_t = out["source_instance"], out["target_instance"]
+    tau, sim = config.temperature, config.similarity
+    rows = _np(sitn_ops.info_nce(p_s, p_t, tau, sim) + sitn_ops.info_nce(p_t, p_s, tau, sim))
+    np.testing.assert_allclose(weighted["loss_i2i"], rows[[0, 3, 5]].mean(), rtol=1e-5)
 
 
 def test_works_in_tf_function_with_dynamic_shapes():
@@ -205,23 +231,6 @@ def test_works_in_tf_function_with_dynamic_shapes():
     x, _ = random_batch(config)
     x = {name: x[name] for name in names}
     np.testing.assert_allclose(float(loss_fn(x)), _losses(model, x)["loss"], rtol=1e-5)
-
-
-def test_save_and_reload_gives_identical_outputs(tmp_path):
-    config = tiny_config()
-    model = SITNPretrainer(config)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    x, _ = random_batch(config, batch=16)
-    model.fit(x, batch_size=8, epochs=1, verbose=0)
-    path = tmp_path / "pretrainer.keras"
-    model.save(path)
-    restored = keras.saving.load_model(path)
-    assert isinstance(restored, SITNPretrainer) and restored.config == config
-    for name, value in model(x).items():
-        np.testing.assert_array_equal(_np(restored(x)[name]), _np(value))
-    assert _losses(restored, x) == _losses(model, x)
-    clone = SITNPretrainer.from_config(model.get_config())
-    assert clone.config == config
 
 
 def test_bad_inputs_and_arguments():

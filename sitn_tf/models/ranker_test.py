@@ -71,9 +71,9 @@ def test_empty_histories_are_finite_in_training():
 def test_load_pretrained_restores_exactly_the_encoders(tmp_path):
     config = tiny_config()
     pretrainer = SITNPretrainer(config)
-    pretrainer.compile(optimizer=keras.optimizers.Adam(1e-2))
-    x, _ = random_batch(config, batch=16)
-    pretrainer.fit(x, batch_size=8, epochs=1, verbose=0)  # move away from init
+    rng = np.random.default_rng(0)
+    for variable in pretrainer.weights:  # every value differs from any init
+        variable.assign(rng.normal(size=variable.shape).astype("float32"))
     ranker = SITNRanker(config)
     before = _values(ranker)
     restored = ranker.load_pretrained(pretrainer)
@@ -86,7 +86,7 @@ def test_load_pretrained_restores_exactly_the_encoders(tmp_path):
     for path, value in after.items():
         if path.startswith(ENCODERS):
             np.testing.assert_array_equal(value, source[path], err_msg=path)
-            assert not np.array_equal(value, before[path]) or "beta" in path or "bias" in path
+            assert not np.array_equal(value, before[path]), path
         else:
             np.testing.assert_array_equal(value, before[path], err_msg=path)
 
@@ -157,8 +157,9 @@ def test_compiles_with_bce_and_auc(label_shape):
     np.testing.assert_allclose(logs["loss"], expected, rtol=1e-4)
     # Keras approximates AUC on 200 thresholds.
     np.testing.assert_allclose(logs["auc"], roc_auc_score(y, p), atol=0.02)
-    history = model.fit(x, labels, batch_size=8, epochs=2, verbose=0)
-    assert history.history["loss"][1] < history.history["loss"][0]
+    if label_shape == "(batch, 1)":  # the pipeline's shape; one fit is enough
+        history = model.fit(x, labels, batch_size=16, epochs=3, verbose=0)
+        assert history.history["loss"][2] < history.history["loss"][0]
 
 
 def _serving_signature():
@@ -250,7 +251,7 @@ def test_planted_signal_sitn_beats_chance_and_transfers_to_cold_users():
     pretrainer = SITNPretrainer(config)
     pretrainer.compile(optimizer=keras.optimizers.Adam(3e-3))
     pairs = tf.data.Dataset.from_tensor_slices(data.pairs).shuffle(2000, seed=2).repeat().batch(64)
-    pretrainer.fit(pairs, steps_per_epoch=100, epochs=1, verbose=0)
+    pretrainer.fit(pairs, steps_per_epoch=60, epochs=1, verbose=0)
 
     x_test, y_test = data.test
     cold = data.test_cold
@@ -259,11 +260,11 @@ def test_planted_signal_sitn_beats_chance_and_transfers_to_cold_users():
         if name == "sitn":
             model.load_pretrained(pretrainer)
         model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="binary_crossentropy")
-        model.fit(*data.train, batch_size=64, epochs=4, verbose=0)
+        model.fit(*data.train, batch_size=64, epochs=3, verbose=0)
         scores = model.predict(x_test, batch_size=1024, verbose=0)
         aucs[name] = (roc_auc_score(y_test, scores), roc_auc_score(y_test[cold], scores[cold]))
-    assert aucs["sitn"][0] > 0.75, aucs
+    assert aucs["sitn"][0] > 0.8, aucs
     # Without target history only the source domain can tell the topic.
-    assert aucs["sitn"][1] > 0.7, aucs
+    assert aucs["sitn"][1] > 0.8, aucs
     assert aucs["din"][1] < 0.6, aucs
     assert aucs["din"][0] > 0.6, aucs
