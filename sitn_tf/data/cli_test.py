@@ -35,7 +35,7 @@ def test_interactions_command_reports_counters_and_summary(tmp_path, capsys):
     assert "Beam counters (sitn_tf.data):" in printed
     assert "users/kept" in printed
     summary = printed.strip().splitlines()[-1]
-    assert summary.startswith("ok: 48 lines, 0 rejected, 6/6 users kept; train 12 (6 pos")
+    assert summary.startswith("ok: 48 lines, 0 rejected, 6/6 users kept; train 10 (6 pos")
     stats = json.load(open(os.path.join(out, "stats.json")))
     assert stats["config"]["num_negatives"] == 1
     assert stats["runner"] == "DirectRunner"

@@ -112,29 +112,40 @@ def drop_reason(user: UserClicks, config: ConversionConfig) -> str | None:
 
 
 class NegativeSampler:
-    """Draws target-domain items a user never clicked.
+    """Draws target-domain items a user never clicked, among items that existed.
 
-    Popularity sampling draws item i with probability count_i / sum(count),
-    by binary search of a uniform integer in the cumulative counts (exact
-    integer arithmetic, so identical on every platform); uniform sampling
-    ignores the counts. Draws are rejected when the user clicked the item or
-    it was already drawn for the same positive, so negatives of one positive
-    are distinct.
+    An instance at time t only gets negatives that some kept user clicked
+    strictly before t: an item first clicked later did not exist yet, and
+    drawing it would leak the future into the past (a model then learns that
+    "unseen in training" means "not clicked", the opposite of what holds for
+    new items at test time).
+
+    Popularity sampling draws an eligible item i with probability
+    count_i / sum(count over eligible items), by binary search of a uniform
+    integer in the cumulative counts (exact integer arithmetic, so identical on
+    every platform); uniform sampling ignores the counts. Counts are over the
+    whole time range. Draws are rejected when the user clicked the item or it
+    was already drawn for the same positive, so negatives of one positive are
+    distinct.
 
     Args:
-      item_counts: `(item_id, category, count)` for every candidate item.
+      item_counts: `(item_id, category, count, first_click_time)` for every
+        candidate item.
       mode: `popularity` or `uniform`.
     """
 
-    def __init__(self, item_counts: Iterable[tuple[str, str, int]], mode: str) -> None:
-        rows = sorted(item_counts)
+    def __init__(self, item_counts: Iterable[tuple[str, str, int, int]], mode: str) -> None:
+        # Ordered by first click, so the items that exist before any t are a prefix.
+        rows = sorted(item_counts, key=lambda row: (row[3], row[0], row[1]))
         if not rows:
             raise ValueError("`item_counts` must not be empty")
         self.items = [row[0] for row in rows]
         self.categories = [row[1] for row in rows]
+        self.first_click = np.asarray([row[3] for row in rows], dtype=np.int64)
         counts = np.asarray([row[2] for row in rows], dtype=np.int64)
         if np.any(counts <= 0):
             raise ValueError("`item_counts` must be positive")
+        self._counts = counts
         if mode == SAMPLING_POPULARITY:
             self._cumulative: np.ndarray | None = np.cumsum(counts)
         else:
@@ -144,23 +155,35 @@ class NegativeSampler:
     def __len__(self) -> int:
         return len(self.items)
 
-    def _draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
+    def eligible(self, before: int | None) -> int:
+        """How many items (a prefix) were first clicked strictly before `before`."""
+        if before is None:
+            return len(self.items)
+        return int(np.searchsorted(self.first_click, before, side="left"))
+
+    def _draw(self, rng: np.random.Generator, size: int, n: int) -> np.ndarray:
         if self._cumulative is None:
-            return rng.integers(0, len(self.items), size=size)
-        total = int(self._cumulative[-1])
+            return rng.integers(0, n, size=size)
+        total = int(self._cumulative[n - 1])
         return np.searchsorted(self._cumulative, rng.integers(0, total, size=size), side="right")
 
-    def sample(self, rng: np.random.Generator, exclude: set[str], k: int) -> list[tuple[str, str]]:
+    def sample(
+        self, rng: np.random.Generator, exclude: set[str], k: int, before: int | None = None
+    ) -> list[tuple[str, str]]:
         """Returns up to `k` distinct `(item_id, category)` not in `exclude`.
 
-        Fewer than `k` only when fewer unclicked items exist.
+        With `before`, only items first clicked strictly before it are drawn.
+        Fewer than `k` only when fewer such unclicked items exist.
         """
+        n = self.eligible(before)
+        if n == 0 or k <= 0:
+            return []
         chosen: list[int] = []
         seen: set[int] = set()
         for _ in range(8):
             if len(chosen) >= k:
                 break
-            for index in self._draw(rng, 2 * (k - len(chosen)) + 2).tolist():
+            for index in self._draw(rng, 2 * (k - len(chosen)) + 2, n).tolist():
                 if index in seen or self.items[index] in exclude:
                     continue
                 seen.add(index)
@@ -170,15 +193,13 @@ class NegativeSampler:
         if len(chosen) < k:
             # The user clicked most of the probability mass: enumerate what is
             # left instead of rejecting forever.
-            left = [
-                i for i in range(len(self.items)) if i not in seen and self.items[i] not in exclude
-            ]
+            left = [i for i in range(n) if i not in seen and self.items[i] not in exclude]
             need = min(k - len(chosen), len(left))
             if need:
                 if self._cumulative is None:
                     weights = None
                 else:
-                    counts = np.diff(self._cumulative, prepend=0)[left]
+                    counts = self._counts[left]
                     weights = counts / counts.sum()
                 picked = rng.choice(len(left), size=need, replace=False, p=weights)
                 chosen.extend(left[i] for i in picked.tolist())
@@ -270,7 +291,7 @@ def make_instances(
         tgt_items, tgt_cats = _history(user.target, target_times, t, config.max_seq_len)
         candidates = [(item, category, 1)]
         if config.num_negatives:
-            negatives = sampler.sample(rng, clicked, config.num_negatives)
+            negatives = sampler.sample(rng, clicked, config.num_negatives, before=t)
             short += config.num_negatives - len(negatives)
             candidates.extend((neg, cat, 0) for neg, cat in negatives)
         for cand, cand_category, label in candidates:
@@ -292,7 +313,7 @@ def make_instances(
     return UserOutcome(instances=instances, negatives_short=short)
 
 
-def iter_target_items(user: UserClicks) -> Iterator[tuple[str, str]]:
-    """`(item_id, category)` of each target click, for popularity counts."""
-    for item, _, category in user.target:
-        yield item, category
+def iter_target_items(user: UserClicks) -> Iterator[tuple[tuple[str, str], int]]:
+    """`((item_id, category), time)` of each target click, for the sampler's table."""
+    for item, t, category in user.target:
+        yield (item, category), t

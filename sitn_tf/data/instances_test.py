@@ -19,8 +19,11 @@ def _user(clicks, config=CONFIG, user_id="u1"):
     return inst.order_clicks(user_id, clicks, config)
 
 
-def _sampler(counts, mode="popularity"):
-    return inst.NegativeSampler([(item, f"cat-{item}", n) for item, n in counts.items()], mode)
+def _sampler(counts, mode="popularity", first_click=None):
+    first_click = first_click or {}
+    return inst.NegativeSampler(
+        [(item, f"cat-{item}", n, first_click.get(item, 0)) for item, n in counts.items()], mode
+    )
 
 
 def test_order_clicks_sorts_by_time_and_drops_exact_repeats():
@@ -140,11 +143,40 @@ def test_sampler_frequencies_follow_the_mode(mode):
         assert drawn[item] / 20_000 == pytest.approx(expected, abs=0.015)
 
 
+@pytest.mark.parametrize("mode", ["popularity", "uniform"])
+def test_negatives_only_come_from_items_clicked_before_the_instance(mode):
+    counts = {"old": 1, "mid": 5, "new": 1000}
+    first = {"old": 10, "mid": 20, "new": 30}
+    sampler = _sampler(counts, mode, first)
+    rng = np.random.default_rng(5)
+    assert sampler.sample(rng, set(), 3, before=10) == []  # nothing existed yet
+    assert sampler.sample(rng, set(), 3, before=11) == [("old", "cat-old")]
+    drawn = {item for _ in range(200) for item, _ in sampler.sample(rng, set(), 1, before=30)}
+    assert drawn == {"old", "mid"}  # "new" is first clicked at 30, not before
+    assert {i for i, _ in sampler.sample(rng, set(), 3, before=31)} == {"old", "mid", "new"}
+
+
+def test_make_instances_draws_no_future_items():
+    clicks = [("books", f"b{i}", i, "") for i in range(5)]
+    clicks += [("movies", "m0", 100, ""), ("movies", "m1", 200, ""), ("movies", "m2", 300, "")]
+    counts = {f"n{i}": 10 for i in range(6)} | {"m0": 1, "m1": 1, "m2": 1}
+    first = {f"n{i}": 50 * i for i in range(6)}  # n0 at 0 ... n5 at 250
+    config = ConversionConfig(source="books", target="movies", num_negatives=3)
+    outcome = inst.make_instances(
+        _user(clicks, config), config, _sampler(counts, first_click=first)
+    )
+    for instance in outcome.instances:
+        if instance.label == 0:
+            assert first[instance.item_id] < instance.event_timestamp
+    # At t=100 only n0 and n1 existed: one of the three negatives is missing.
+    assert outcome.negatives_short == 1
+
+
 def test_sampler_rejects_bad_tables():
     with pytest.raises(ValueError, match="must not be empty"):
         inst.NegativeSampler([], "popularity")
     with pytest.raises(ValueError, match="positive"):
-        inst.NegativeSampler([("a", "", 0)], "popularity")
+        inst.NegativeSampler([("a", "", 0, 0)], "popularity")
 
 
 def test_leave_last_out_splits_follow_time():

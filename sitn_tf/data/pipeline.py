@@ -203,10 +203,32 @@ class _FilterUsers(_TallyingDoFn):
         yield user
 
 
+class _CountAndFirstClick(beam.CombineFn):
+    """Per target item: (number of clicks, time of the first click)."""
+
+    def create_accumulator(self):
+        return 0, None
+
+    def add_input(self, accumulator, t):
+        count, first = accumulator
+        return count + 1, t if first is None else min(first, t)
+
+    def merge_accumulators(self, accumulators):
+        count, first = 0, None
+        for c, f in accumulators:
+            count += c
+            if f is not None:
+                first = f if first is None else min(first, f)
+        return count, first
+
+    def extract_output(self, accumulator):
+        return accumulator
+
+
 def _build_sampler(
-    rows: Iterable[tuple[tuple[str, str], int]], mode: str
+    rows: Iterable[tuple[tuple[str, str], tuple[int, int]]], mode: str
 ) -> inst.NegativeSampler | None:
-    table = [(item, category, count) for (item, category), count in rows]
+    table = [(item, category, count, first) for (item, category), (count, first) in rows]
     return inst.NegativeSampler(table, mode) if table else None
 
 
@@ -373,7 +395,7 @@ def build_pipeline(
     target_items = kept | "TargetClicks" >> beam.FlatMap(inst.iter_target_items)
     sampler = (
         target_items
-        | "ItemPopularity" >> beam.combiners.Count.PerElement()
+        | "ItemPopularity" >> beam.CombinePerKey(_CountAndFirstClick())
         # The target item table (not the interactions) is gathered in one
         # place: it is the negative sampler's support.
         | "ItemTable" >> beam.combiners.ToList()

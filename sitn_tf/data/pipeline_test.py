@@ -223,21 +223,31 @@ def test_no_history_item_is_at_or_after_the_instance(tsv_run):
 
 
 def test_negatives_are_never_clicked_and_share_the_positive_context(tsv_run):
-    clicks, _, _ = _reference()
+    clicks, kept, _ = _reference()
+    first_click = {}
+    for by_domain in kept.values():
+        for item, ts in by_domain[TARGET].items():
+            first_click[item] = min(ts, first_click.get(item, ts))
+    short = 0
     for examples in tsv_run["examples"].values():
         groups = collections.defaultdict(list)
         for ex in examples:
             groups[(ex[F.USER_ID], ex[F.EVENT_TIMESTAMP])].append(ex)
-        for (user, _), group in groups.items():
+        for (user, ts), group in groups.items():
             positives = [ex for ex in group if ex[F.LABEL] == 1]
             negatives = [ex for ex in group if ex[F.LABEL] == 0]
-            assert len(positives) == 1 and len(negatives) == CONFIG.num_negatives
+            assert len(positives) == 1 and len(negatives) <= CONFIG.num_negatives
+            short += CONFIG.num_negatives - len(negatives)
             assert len({ex[F.ITEM_ID] for ex in negatives}) == len(negatives)
             for ex in negatives:
                 assert ex[F.ITEM_ID] not in clicks[user][TARGET]
+                # Only items some kept user clicked strictly earlier: no future items.
+                assert first_click[ex[F.ITEM_ID]] < ts
                 assert ex[F.ITEM_CATEGORY] == _category(TARGET, ex[F.ITEM_ID])
                 for name in F.SEQUENCE_FEATURES:
                     assert ex[name] == positives[0][name]
+    # Shortfalls (early instances, when few items existed yet) are counted, not hidden.
+    assert short == tsv_run["stats"]["negatives_short"]
 
 
 def test_each_users_test_is_after_eval_is_after_train(tsv_run):
