@@ -142,6 +142,23 @@ def test_ratios_pair_matching_points():
     ]
 
 
+def test_skip_prediction_extrapolates_from_the_largest_smaller_batch():
+    measured = [
+        {"model": "stage2", "batch_size": 256, "max_seq_len": 200, "jit_compile": False,
+         "median": 100.0},
+        {"model": "stage2", "batch_size": 1024, "max_seq_len": 200, "jit_compile": False,
+         "median": 80.0},
+        {"model": "stage2", "batch_size": 1024, "max_seq_len": 50, "jit_compile": False,
+         "median": 1e6},
+    ]  # fmt: skip
+    # 4096 examples at 80 examples/s = 51.2 s a step; 2 warm-up steps + 3 windows.
+    predicted = train._predicted_point_seconds(measured, "stage2", 4096, 200, False)
+    assert predicted == pytest.approx(51.2 * 5)
+    assert train._predicted_point_seconds(measured, "stage2", 256, 200, False) is None
+    assert train._predicted_point_seconds(measured, "stage2", 4096, 200, True) is None
+    assert train._predicted_point_seconds(measured, "din", 4096, 200, False) is None
+
+
 def _scaled(label, rows, seconds, peak):
     return {"input": label, "rows": rows, "seconds": seconds, "peak_rss_bytes": peak}
 

@@ -115,7 +115,13 @@ def register(groups: Any) -> None:
         "--max_point_seconds",
         type=_positive_float,
         help="Time budget of a point's windows; slow points get fewer windows, "
-        "never fewer than 3 (default 90).",
+        "never fewer than 3 (default 40).",
+    )
+    train.add_argument(
+        "--skip_seconds",
+        type=_positive_float,
+        help="Skip a point whose shortest measurement (2 warm-up steps + 3 windows) would "
+        "take longer, extrapolated from a smaller batch (default 120).",
     )
     train.add_argument("--matmul_size", type=_positive_int, help="Peak matmul size (2048).")
     train.add_argument(

@@ -178,18 +178,19 @@ def serving_model(
     training = train_lib.training_config({})
     keras.utils.set_random_seed(int(training["seed"]))
     ranker = finetune_trainer.build_model(config, training)
-    dataset = train_lib.transformed_dataset(
-        transformed_train_files(transform_dir),
-        output,
-        int(training["batch_size"]),
-        shuffle=True,
-        seed=int(training["seed"]),
-        repeat=True,
-        shuffle_buffer=1000,
-    )
-    # Latency does not depend on the weights' values, but a fitted model is
-    # what gets pushed; a few steps make it one.
-    ranker.fit(dataset, epochs=1, steps_per_epoch=fit_steps, verbose=0)
+    if fit_steps > 0:
+        # Latency does not depend on the weights' values, but a fitted model
+        # is what gets pushed; a few steps make it one.
+        dataset = train_lib.transformed_dataset(
+            transformed_train_files(transform_dir),
+            output,
+            int(training["batch_size"]),
+            shuffle=True,
+            seed=int(training["seed"]),
+            repeat=True,
+            shuffle_buffer=1000,
+        )
+        ranker.fit(dataset, epochs=1, steps_per_epoch=fit_steps, verbose=0)
     serving.export_serving_model(ranker, output, out)
     os.makedirs(os.path.join(out, "assets.extra"), exist_ok=True)
     with open(os.path.join(out, "assets.extra", "sitn_config.json"), "w") as f:

@@ -6,11 +6,13 @@ filter `pipelines.pretrain_trainer._pretraining_pair`), compiled as the
 Trainers compile it (`finetune_trainer.build_model`; Adam for stage 1), with
 `keras.Model.fit`. Timing:
 
-1. a first `fit` of 2 steps traces (and with XLA compiles) the train step;
-   the second step's time sizes the windows;
-2. a second `fit` runs one untimed warm-up epoch (the iterator restarts,
-   tf.data buffers refill), then one epoch per timed window; each window has
-   enough steps to last about `--window_seconds`.
+one `fit` whose first 2 steps are untimed warm-up (step 1 traces, and with
+XLA compiles; tf.data buffers fill), the second step's time sizing the
+windows; then timed windows of enough steps to last about `--window_seconds`
+each, `--windows` of them (fewer, but at least 3, when they would exceed
+`--max_point_seconds`); then the fit is stopped. A point whose shortest
+measurement would exceed `--skip_seconds` (extrapolated from the same model
+at a smaller batch) is not run and is listed under `skipped` in the report.
 
 Reported per point: examples/s per window and median, the median's
 achieved GFLOP/s (analytic FLOPs, `pipelines.bench.flops`) and its share of
@@ -43,7 +45,8 @@ FULL = {
     "seq_lens": (50, 100, 200),
     "windows": 5,
     "window_seconds": 2.0,
-    "max_point_seconds": 90.0,
+    "max_point_seconds": 40.0,
+    "skip_seconds": 120.0,
     "matmul_size": 2048,
     "num_users": 3000,
     "items_per_domain": 1000,
@@ -54,6 +57,7 @@ QUICK = {
     "windows": 5,
     "window_seconds": 0.02,
     "max_point_seconds": 10.0,
+    "skip_seconds": 60.0,
     "matmul_size": 256,
     "num_users": 200,
     "items_per_domain": 300,
@@ -92,33 +96,69 @@ def matmul_peak(size: int, *, windows: int, window_seconds: float) -> dict[str, 
     }
 
 
-class _Timer:
-    """Keras callback: wall time of each epoch and of each batch's end."""
+class _WindowTimer:
+    """Keras callback that times windows of steps inside one `fit`, then stops it.
 
-    def __init__(self):
+    Steps 0 and 1 are warm-up (step 0 traces, and with XLA compiles); step
+    1's time sizes the windows: `steps` per window, `windows` windows (fewer
+    when they would exceed the point's budget, but at least `MIN_WINDOWS`).
+    After the last window the callback sets `model.stop_training`. It reads
+    the loss only at window boundaries: reading waits for the device, which
+    is what makes the timing honest on asynchronous GPUs.
+    """
+
+    WARMUP_STEPS = 2
+
+    def __init__(self, batch_size: int, settings: dict[str, Any]):
         import keras
 
         timer = self
+        self.batch_size = batch_size
+        self.settings = settings
+        self.marks: list[float] = []
+        self.steps = 0
+        self.windows = 0
+        self.start = 0.0
+        self.first_step = 0.0
+        self.second_step = 0.0
+        self.seconds: list[float] = []
 
         class Callback(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                timer.epoch_start = time.perf_counter()
-
-            def on_epoch_end(self, epoch, logs=None):
-                # Reading a value waits for the device (GPUs run asynchronously).
-                float((logs or {}).get("loss", 0.0))
-                timer.epochs.append(time.perf_counter() - timer.epoch_start)
+            def on_train_begin(self, logs=None):
+                timer.start = time.perf_counter()
 
             def on_train_batch_end(self, batch, logs=None):
-                if timer.per_batch:
-                    float((logs or {}).get("loss", 0.0))
-                    timer.batch_ends.append(time.perf_counter())
+                timer.on_batch_end(batch, logs, self.model)
 
         self.callback = Callback()
-        self.epoch_start = 0.0
-        self.epochs: list[float] = []
-        self.batch_ends: list[float] = []
-        self.per_batch = False
+
+    def _plan(self) -> None:
+        step = max(self.second_step, 1e-6)
+        self.steps = max(1, round(self.settings["window_seconds"] / step))
+        windows = self.settings["windows"]
+        budget = self.settings["max_point_seconds"]
+        if windows * self.steps * step > budget:
+            windows = max(MIN_WINDOWS, min(windows, math.floor(budget / (self.steps * step))))
+        self.windows = windows
+
+    def on_batch_end(self, batch: int, logs, model) -> None:
+        if batch < self.WARMUP_STEPS:
+            float((logs or {}).get("loss", 0.0))
+            self.marks.append(time.perf_counter())
+            if batch == 0:
+                self.first_step = self.marks[0] - self.start
+            else:
+                self.second_step = self.marks[1] - self.marks[0]
+                self._plan()
+            return
+        done = batch + 1 - self.WARMUP_STEPS
+        if done % self.steps:
+            return
+        float((logs or {}).get("loss", 0.0))
+        self.marks.append(time.perf_counter())
+        self.seconds.append(self.marks[-1] - self.marks[-2])
+        if len(self.seconds) >= self.windows:
+            model.stop_training = True
 
 
 def _datasets(kind: str, transform_dir: str, batch_size: int, seed: int):
@@ -210,40 +250,22 @@ def measure_point(
             model = _build(kind, config, training)
             point["shipped_jit_compile"] = bool(model.jit_compile)
             model.jit_compile = jit_compile
-            timer = _Timer()
-            timer.per_batch = True
-            start = time.perf_counter()
+            timer = _WindowTimer(batch_size, settings)
             model.fit(
                 _datasets(kind, transform_dir, batch_size, seed),
                 epochs=1,
-                steps_per_epoch=2,
+                steps_per_epoch=10**9,  # the timer stops the fit
                 callbacks=[timer.callback],
                 verbose=0,
             )
-            first, second = timer.batch_ends[0] - start, timer.batch_ends[1] - timer.batch_ends[0]
-            timer.per_batch = False
-            steps = max(1, round(settings["window_seconds"] / second))
-            windows = settings["windows"]
-            budget = settings["max_point_seconds"]
-            if windows * steps * second > budget:
-                windows = max(MIN_WINDOWS, min(windows, math.floor(budget / (steps * second))))
-            timer.epochs.clear()
-            model.fit(
-                _datasets(kind, transform_dir, batch_size, seed),
-                epochs=1 + windows,
-                steps_per_epoch=steps,
-                callbacks=[timer.callback],
-                verbose=0,
-            )
-            seconds = timer.epochs[1:]
-            rates = [steps * batch_size / s for s in seconds]
+            rates = [timer.steps * batch_size / s for s in timer.seconds]
             point.update(
                 {
-                    "first_step_seconds": round(first, 3),
-                    "step_seconds_estimate": round(second, 4),
-                    "steps_per_window": steps,
-                    "windows": windows,
-                    "window_seconds": [round(s, 4) for s in seconds],
+                    "first_step_seconds": round(timer.first_step, 3),
+                    "step_seconds_estimate": round(timer.second_step, 4),
+                    "steps_per_window": timer.steps,
+                    "windows": len(rates),
+                    "window_seconds": [round(s, 4) for s in timer.seconds],
                     "examples_per_second": rates,
                     "median": common.median(rates),
                 }
@@ -328,6 +350,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for batch_size in settings["batch_sizes"]:
             for kind in models:
                 for jit in (False,) if kind == INPUT else _xla_modes(xla):
+                    predicted = _predicted_point_seconds(
+                        report["results"], kind, batch_size, seq_len, jit
+                    )
+                    if predicted is not None and predicted > settings["skip_seconds"]:
+                        skipped = {
+                            "model": kind,
+                            "batch_size": batch_size,
+                            "max_seq_len": seq_len,
+                            "jit_compile": jit,
+                            "predicted_seconds": round(predicted, 1),
+                            "reason": f"{MIN_WINDOWS} windows of one step after "
+                            f"{_WindowTimer.WARMUP_STEPS} warm-up steps would take about "
+                            f"{predicted:.0f} s (> --skip_seconds "
+                            f"{settings['skip_seconds']:.0f}), extrapolated from the "
+                            "largest smaller batch",
+                        }
+                        report.setdefault("skipped", []).append(skipped)
+                        print(
+                            f"[bench train] skipped {kind} batch {batch_size} seq "
+                            f"{seq_len}: {skipped['reason']}",
+                            flush=True,
+                        )
+                        continue
                     point = measure_point(
                         kind, config, transform_dir, batch_size, jit, training, settings
                     )
@@ -341,6 +386,31 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     common.finish_report(report, args.output)
     print(format_results(report))
     return report
+
+
+def _predicted_point_seconds(
+    results: list[dict[str, Any]], kind: str, batch_size: int, seq_len: int, jit: bool
+) -> float | None:
+    """Seconds the shortest measurement of a point would take, from a smaller batch.
+
+    Time per example at the largest smaller batch already measured (same
+    model, length and XLA setting) times `batch_size` gives a step; the
+    shortest measurement is the warm-up steps plus `MIN_WINDOWS` windows of
+    one step.
+    """
+    smaller = [
+        p
+        for p in results
+        if p["model"] == kind
+        and p["max_seq_len"] == seq_len
+        and p["jit_compile"] == (jit if kind != INPUT else None)
+        and p["batch_size"] < batch_size
+    ]
+    if not smaller:
+        return None
+    nearest = max(smaller, key=lambda p: p["batch_size"])
+    step = batch_size / nearest["median"]
+    return step * (_WindowTimer.WARMUP_STEPS + MIN_WINDOWS)
 
 
 def _point_line(point: dict[str, Any]) -> str:
@@ -419,6 +489,12 @@ def format_results(report: dict[str, Any]) -> str:
         rows,
     )
     lines = [f"matmul peak: {peak:.1f} GFLOP/s", table]
+    for skipped in report.get("skipped", []):
+        lines.append(
+            f"not measured: {skipped['model']} batch {skipped['batch_size']} seq "
+            f"{skipped['max_seq_len']} XLA {'on' if skipped['jit_compile'] else 'off'}: "
+            f"{skipped['reason']}"
+        )
     r = report.get("ratios", {})
     if r.get("sitn_over_din"):
         lines.append("")
