@@ -313,7 +313,7 @@ def test_quick_run_writes_positive_figures(kind, workdir):
     if kind == "train":
         assert report["matmul_peak"]["gflops"] > 0
         models = {r["model"] for r in report["results"]}
-        assert models == {"stage1", "stage2", "din", "input"}
+        assert models == {"stage1", "stage2", "din", "input", "input_stage1"}
         for r in report["results"]:
             assert len(r["examples_per_second"]) >= 3
             assert all(v > 0 for v in r["examples_per_second"])

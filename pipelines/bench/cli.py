@@ -95,10 +95,10 @@ def register(groups: Any) -> None:
     _common(train, "train")
     train.add_argument(
         "--models",
-        type=_names((*TRAINED, "input")),
-        default=["stage1", "stage2", "din", "input"],
-        help="Comma-separated subset of stage1,stage2,din,input (input: the tf.data "
-        "pipeline alone). Default: all.",
+        type=_names((*TRAINED, "input", "input_stage1")),
+        default=["stage1", "stage2", "din", "input", "input_stage1"],
+        help="Comma-separated subset of stage1,stage2,din,input,input_stage1 (input*: "
+        "the stage-2 / stage-1 tf.data pipeline alone). Default: all.",
     )
     train.add_argument("--batch_sizes", type=_ints, help="Default 256,1024,4096 (quick: 32).")
     train.add_argument("--seq_lens", type=_ints, help="max_seq_len values; default 50,100,200.")
@@ -109,7 +109,7 @@ def register(groups: Any) -> None:
     )
     train.add_argument("--windows", type=_positive_int, help="Timed windows per point (5).")
     train.add_argument(
-        "--window_seconds", type=_positive_float, help="Target length of a window (2.0)."
+        "--window_seconds", type=_positive_float, help="Target length of a window (1.0)."
     )
     train.add_argument(
         "--max_point_seconds",
@@ -187,7 +187,7 @@ def register(groups: Any) -> None:
     data.add_argument("--source", default="books", help="Source domain of --interactions.")
     data.add_argument("--target", default="movies", help="Target domain of --interactions.")
     data.add_argument("--scales", type=_ints, help="Synthetic scales (default 1,4,16).")
-    data.add_argument("--base_users", type=_positive_int, help="Synthetic users at scale 1 (3000).")
+    data.add_argument("--base_users", type=_positive_int, help="Synthetic users at scale 1 (1000).")
     data.add_argument("--repeats", type=_positive_int, help="Conversions per input (3).")
     data.set_defaults(run=_run_data, user_errors=(FileNotFoundError, ValueError))
 

@@ -32,7 +32,7 @@ from typing import Any
 from pipelines import defaults
 from pipelines.bench import common
 
-FULL = {"scales": (1, 4, 16), "base_users": 3000, "repeats": 3, "items_per_domain": 1000}
+FULL = {"scales": (1, 4, 16), "base_users": 1000, "repeats": 3, "items_per_domain": 1000}
 QUICK = {"scales": (1, 2), "base_users": 100, "repeats": 1, "items_per_domain": 200}
 # Marginal cost per row may drift this much between scale steps and still count as linear.
 LINEAR_TOLERANCE = 1.35

@@ -17,8 +17,8 @@ at a smaller batch) is not run and is listed under `skipped` in the report.
 Reported per point: examples/s per window and median, the median's
 achieved GFLOP/s (analytic FLOPs, `pipelines.bench.flops`) and its share of
 the matmul peak measured in the same run, and the peak RSS while the point
-ran. Model `input` times the stage-2 tf.data pipeline alone (no model), to
-show whether training is input-bound.
+ran. Models `input` and `input_stage1` time the stage-2 and stage-1 tf.data
+pipelines alone (no model), to show whether training is input-bound.
 """
 
 from __future__ import annotations
@@ -33,18 +33,21 @@ from typing import Any
 
 from pipelines.bench import common, fixtures
 from pipelines.bench import flops as flops_lib
+from sitn_tf import features as F
 
 logger = logging.getLogger("sitn_tf.bench")
 
-INPUT = "input"
-MODELS = (flops_lib.STAGE1, flops_lib.STAGE2, flops_lib.DIN, INPUT)
+INPUT = "input"  # the stage-2 (and DIN) input pipeline alone
+INPUT_STAGE1 = "input_stage1"  # stage 1's, with its per-example filter
+INPUTS = (INPUT, INPUT_STAGE1)
+MODELS = (flops_lib.STAGE1, flops_lib.STAGE2, flops_lib.DIN, INPUT, INPUT_STAGE1)
 DEFAULT_CONFIG = os.path.join("pipelines", "configs", "amazon_books_movies.yaml")
 
 FULL = {
     "batch_sizes": (256, 1024, 4096),
     "seq_lens": (50, 100, 200),
     "windows": 5,
-    "window_seconds": 2.0,
+    "window_seconds": 1.0,
     "max_point_seconds": 40.0,
     "skip_seconds": 120.0,
     "matmul_size": 2048,
@@ -65,6 +68,7 @@ QUICK = {
 # A smoke run traces each model once; fewer cluster sets keep that short.
 QUICK_MODEL = {"granularities": [8, 16], "top_k": 2}
 MIN_WINDOWS = 3
+_XLA_LABEL = {None: "-", True: "on", False: "off"}
 
 
 def matmul_peak(size: int, *, windows: int, window_seconds: float) -> dict[str, Any]:
@@ -197,16 +201,18 @@ def _build(kind: str, config, training: dict[str, Any]):
     )
 
 
-def _input_only(transform_dir: str, batch_size: int, settings: dict[str, Any], seed: int):
-    dataset = _datasets(flops_lib.STAGE2, transform_dir, batch_size, seed)
-    iterator = iter(dataset)
+def _input_only(
+    kind: str, transform_dir: str, batch_size: int, settings: dict[str, Any], seed: int
+):
+    model = flops_lib.STAGE1 if kind == INPUT_STAGE1 else flops_lib.STAGE2
+    iterator = iter(_datasets(model, transform_dir, batch_size, seed))
 
     def step():
         return next(iterator)
 
     def sync(batch):
-        features, label = batch
-        return label.numpy()
+        features = batch if kind == INPUT_STAGE1 else batch[0]
+        return features[F.ITEM_ID].numpy()
 
     timing = common.timed_windows(
         step,
@@ -229,7 +235,7 @@ def measure_point(
     config,
     transform_dir: str,
     batch_size: int,
-    jit_compile: bool,
+    jit_compile: bool | None,
     training: dict[str, Any],
     settings: dict[str, Any],
 ) -> dict[str, Any]:
@@ -240,12 +246,12 @@ def measure_point(
         "model": kind,
         "batch_size": batch_size,
         "max_seq_len": config.max_seq_len,
-        "jit_compile": jit_compile if kind != INPUT else None,
+        "jit_compile": jit_compile if kind not in INPUTS else None,
     }
     seed = int(training["seed"])
     with common.RssSampler() as rss:
-        if kind == INPUT:
-            point.update(_input_only(transform_dir, batch_size, settings, seed))
+        if kind in INPUTS:
+            point.update(_input_only(kind, transform_dir, batch_size, settings, seed))
         else:
             model = _build(kind, config, training)
             point["shipped_jit_compile"] = bool(model.jit_compile)
@@ -273,7 +279,7 @@ def measure_point(
             del model
     point["peak_rss_bytes"] = rss.peak_bytes
     point["rss_at_start_bytes"] = rss.start_bytes
-    if kind != INPUT:
+    if kind not in INPUTS:
         forward = flops_lib.forward_flops(kind, config, batch_size=batch_size)
         per_example = flops_lib.train_flops(kind, config, batch_size=batch_size)
         point["forward_flops_per_example"] = forward
@@ -349,7 +355,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         report.setdefault("model_configs", {})[str(seq_len)] = config.to_dict()
         for batch_size in settings["batch_sizes"]:
             for kind in models:
-                for jit in (False,) if kind == INPUT else _xla_modes(xla):
+                for jit in (None,) if kind in INPUTS else _xla_modes(xla):
                     predicted = _predicted_point_seconds(
                         report["results"], kind, batch_size, seq_len, jit
                     )
@@ -376,7 +382,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     point = measure_point(
                         kind, config, transform_dir, batch_size, jit, training, settings
                     )
-                    if kind != INPUT:
+                    if kind not in INPUTS:
                         point["fraction_of_peak"] = point["achieved_gflops"] / peak["gflops"]
                     report["results"].append(point)
                     print(_point_line(point), flush=True)
@@ -403,7 +409,7 @@ def _predicted_point_seconds(
         for p in results
         if p["model"] == kind
         and p["max_seq_len"] == seq_len
-        and p["jit_compile"] == (jit if kind != INPUT else None)
+        and p["jit_compile"] == jit
         and p["batch_size"] < batch_size
     ]
     if not smaller:
@@ -460,15 +466,15 @@ def format_results(report: dict[str, Any]) -> str:
         rows.append(
             [
                 p["model"],
-                {None: "-", True: "on", False: "off"}[p["jit_compile"]],
+                _XLA_LABEL[p["jit_compile"]],
                 p["batch_size"],
                 p["max_seq_len"],
                 p["median"],
                 min(p["examples_per_second"]),
                 max(p["examples_per_second"]),
                 len(p["examples_per_second"]),
-                p.get("achieved_gflops", float("nan")),
-                p.get("fraction_of_peak", float("nan")),
+                p.get("achieved_gflops", "-"),
+                p.get("fraction_of_peak", "-"),
                 common.mib(p["peak_rss_bytes"]),
             ]
         )
@@ -492,7 +498,7 @@ def format_results(report: dict[str, Any]) -> str:
     for skipped in report.get("skipped", []):
         lines.append(
             f"not measured: {skipped['model']} batch {skipped['batch_size']} seq "
-            f"{skipped['max_seq_len']} XLA {'on' if skipped['jit_compile'] else 'off'}: "
+            f"{skipped['max_seq_len']} XLA {_XLA_LABEL[skipped['jit_compile']]}: "
             f"{skipped['reason']}"
         )
     r = report.get("ratios", {})
