@@ -1,6 +1,5 @@
 """Custom TFX components of the SITN pipeline."""
 
-
 import os
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2
@@ -20,7 +19,9 @@ def describe_anomalies(anomalies_uri: str, split_names: list[str]) -> list[str]:
             proto.ParseFromString(f.read())
         for feature, info in sorted(proto.anomaly_info.items()):
             reasons = "; ".join(r.description for r in info.reason) or info.description
-            found.append(f"split '{split}', feature '{feature}': {info.short_description}: {reasons}")
+            found.append(
+                f"split '{split}', feature '{feature}': {info.short_description}: {reasons}"
+            )
         if proto.HasField("dataset_anomaly_info"):
             info = proto.dataset_anomaly_info
             reasons = "; ".join(r.description for r in info.reason) or info.description

@@ -70,7 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--output", default=os.path.join(sitn_pipeline.REPO_ROOT, "runs", "kubeflow", "sitn_pipeline.json")
+        "--output",
+        default=os.path.join(sitn_pipeline.REPO_ROOT, "runs", "kubeflow", "sitn_pipeline.json"),
     )
     parser.add_argument("--image", default=f"sitn-tf:{sitn_tf.__version__}")
     parser.add_argument("--pipeline-root", default="gs://YOUR_BUCKET/pipelines")

@@ -53,9 +53,7 @@ def _config(custom_config: dict[str, Any] | None) -> dict[str, Any]:
         # Serving must map unseen ids somewhere other than padding.
         raise ValueError(f"`num_oov_buckets` must be >= 1, got {config['num_oov_buckets']}")
     if int(config["frequency_threshold"]) < 1:
-        raise ValueError(
-            f"`frequency_threshold` must be >= 1, got {config['frequency_threshold']}"
-        )
+        raise ValueError(f"`frequency_threshold` must be >= 1, got {config['frequency_threshold']}")
     return config
 
 

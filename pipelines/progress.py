@@ -63,7 +63,7 @@ class ProgressMonitor(threading.Thread):
         for execution in sorted(executions, key=lambda e: e.id):
             if execution.id not in self._nodes:
                 names = [
-                    c.name[len(self.prefix):]
+                    c.name[len(self.prefix) :]
                     for c in store.get_contexts_by_execution(execution.id)
                     if c.name.startswith(self.prefix)
                 ]

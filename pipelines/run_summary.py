@@ -28,9 +28,7 @@ def eval_metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
     result = tfma.load_eval_result(evaluation_uri)
     metrics: dict[str, dict[str, float]] = {}
     for slice_key, by_output in result.slicing_metrics:
-        name = ",".join(
-            f"{k}={v.decode() if isinstance(v, bytes) else v}" for k, v in slice_key
-        )
+        name = ",".join(f"{k}={v.decode() if isinstance(v, bytes) else v}" for k, v in slice_key)
         flat = {}
         for by_sub_key in by_output.values():
             for values in by_sub_key.values():
@@ -65,8 +63,10 @@ def summarize(metadata_path: str, pipeline_name: str) -> dict[str, Any]:
     components: dict[str, dict[str, Any]] = {}
     outputs: dict[str, list[metadata_store_pb2.Artifact]] = {}
     for execution in sorted(store.get_executions_by_context(run.id), key=lambda e: e.id):
-        nodes = [c.name for c in store.get_contexts_by_execution(execution.id) if c.type_id == node_type]
-        node = nodes[0][len(node_prefix):] if nodes else f"execution-{execution.id}"
+        nodes = [
+            c.name for c in store.get_contexts_by_execution(execution.id) if c.type_id == node_type
+        ]
+        node = nodes[0][len(node_prefix) :] if nodes else f"execution-{execution.id}"
         components[node] = {
             "state": metadata_store_pb2.Execution.State.Name(execution.last_known_state),
             "seconds": round(

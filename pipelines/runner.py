@@ -55,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser, default_runner: str = "local"
         "`eval_steps`, `min_auc`, `max_auc_drop`, `beam_args`. Default: $SITN_CONFIG.",
     )
     parser.add_argument(
-        "--no-pretrain", action="store_true",
+        "--no-pretrain",
+        action="store_true",
         help="Skip stage 1 (ablation: stage 2 from scratch).",
     )
     parser.add_argument("--pretrain-steps", type=int)
@@ -63,7 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser, default_runner: str = "local"
     parser.add_argument("--eval-steps", type=int)
     parser.add_argument("--no-cache", action="store_true", help="Disable TFX caching.")
     parser.add_argument(
-        "--default-data", action="store_true",
+        "--default-data",
+        action="store_true",
         help="Use the embedded synthetic dataset, even when $SITN_DATA is set.",
     )
 

@@ -14,7 +14,6 @@ runner owns every path (default: `runs/` in the repository). It is also the
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Sequence

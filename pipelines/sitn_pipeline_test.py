@@ -27,11 +27,27 @@ def test_graph_has_both_trainers_and_finetune_takes_the_pretrained_model(tmp_pat
     pipeline = _pipeline(tmp_path)
     ids = _ids(pipeline)  # topologically sorted by TFX
     assert set(ids) == {
-        "ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
-        "AnomaliesGate", "Transform", "pretrain", "finetune",
-        "latest_blessed_model_resolver", "Evaluator", "Pusher",
+        "ImportExampleGen",
+        "StatisticsGen",
+        "ImportSchemaGen",
+        "ExampleValidator",
+        "AnomaliesGate",
+        "Transform",
+        "pretrain",
+        "finetune",
+        "latest_blessed_model_resolver",
+        "Evaluator",
+        "Pusher",
     }
-    order = ["ExampleValidator", "AnomaliesGate", "Transform", "pretrain", "finetune", "Evaluator", "Pusher"]
+    order = [
+        "ExampleValidator",
+        "AnomaliesGate",
+        "Transform",
+        "pretrain",
+        "finetune",
+        "Evaluator",
+        "Pusher",
+    ]
     assert sorted(order, key=ids.index) == order
     by_id = {c.id: c for c in pipeline.components}
     base = by_id["finetune"].inputs["base_model"]
@@ -91,8 +107,16 @@ def test_run_config_rejects_unknown_keys(tmp_path):
 def test_kubeflow_v2_compile(tmp_path):
     out = tmp_path / "spec.json"
     kubeflow_v2_runner.main(
-        ["--output", str(out), "--image", "registry.example/sitn-tf:test",
-         "--pipeline-root", "gs://b/root", "--data", "gs://b/data"]
+        [
+            "--output",
+            str(out),
+            "--image",
+            "registry.example/sitn-tf:test",
+            "--pipeline-root",
+            "gs://b/root",
+            "--data",
+            "gs://b/data",
+        ]
     )
     spec = json.loads(out.read_text())["pipelineSpec"]
     tasks = set(spec["root"]["dag"]["tasks"])

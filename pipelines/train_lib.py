@@ -140,6 +140,7 @@ def transformed_dataset(
         ds = ds.batch(batch_size, drop_remainder=repeat).map(
             lambda x: tf.io.parse_example(x, spec), num_parallel_calls=tf.data.AUTOTUNE
         )
+
     def select(x):
         inputs = {name: x[name] for name in F.MODEL_ID_FEATURES}
         return (inputs, x[F.LABEL]) if with_label else inputs

@@ -47,7 +47,9 @@ def test_picker_chooses_mode_from_glibc_and_python(glibc: str, python: str, mode
 
 
 def test_forced_mode_and_bad_mode() -> None:
-    forced = _in_env("--which", SITN_ENV_MODE="sandbox", SITN_ENV_GLIBC="2.41", SITN_ENV_PYTHON="3.12")
+    forced = _in_env(
+        "--which", SITN_ENV_MODE="sandbox", SITN_ENV_GLIBC="2.41", SITN_ENV_PYTHON="3.12"
+    )
     assert forced.stdout.split()[0] == "sandbox"
     bad = _in_env("--which", SITN_ENV_MODE="docker")
     assert bad.returncode != 0

@@ -27,7 +27,9 @@ def test_importing_every_public_module_and_the_cli_loads_no_tfx():
         "sitn_tf.cli.build_parser()\n"
         "print(sorted(m for m in sys.modules if m == 'tfx' or m.startswith('tfx.')))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.strip().splitlines()[-1]
+    out = (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     assert out == "[]"

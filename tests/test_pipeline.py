@@ -100,7 +100,9 @@ def _tfx(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
 
 
 def _summary(output: Path) -> dict:
-    return json.loads((output / "pipelines" / defaults.PIPELINE_NAME / "run_summary.json").read_text())
+    return json.loads(
+        (output / "pipelines" / defaults.PIPELINE_NAME / "run_summary.json").read_text()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -108,13 +110,23 @@ def local_run(workdir, small_data, config_file):
     output = workdir / "local"
     env = _env(workdir, small_data, config_file, output)
     created = _tfx(
-        env, "pipeline", "create", "--engine", "local",
-        "--pipeline_path", "pipelines/sitn_pipeline.py",
+        env,
+        "pipeline",
+        "create",
+        "--engine",
+        "local",
+        "--pipeline_path",
+        "pipelines/sitn_pipeline.py",
     )
     assert f'Pipeline "{defaults.PIPELINE_NAME}" created successfully' in created.stdout
     assert not (output / "pipelines").exists()  # `create` compiles; it does not run
     run = _tfx(env, "run", "create", "--engine", "local", "--pipeline_name", defaults.PIPELINE_NAME)
-    return {"output": output, "env": env, "log": run.stdout + run.stderr, "summary": _summary(output)}
+    return {
+        "output": output,
+        "env": env,
+        "log": run.stdout + run.stderr,
+        "summary": _summary(output),
+    }
 
 
 def test_every_component_executed_once(local_run):
@@ -171,18 +183,33 @@ def test_pushed_savedmodel_matches_the_trainer_model(local_run, small_data):
     src = [x.decode() for x in known[F.SOURCE_ITEM_IDS].bytes_list.value]
     edge_cases = [
         # Unknown user, candidate and history items, unknown category.
-        _example(user_id="nobody", item_id="no-such-item", item_category="no-such-cat",
-                 source_item_ids=["x1", "x2"], source_categories=["c?", "c?"],
-                 target_item_ids=["y1"], target_categories=[""]),
+        _example(
+            user_id="nobody",
+            item_id="no-such-item",
+            item_category="no-such-cat",
+            source_item_ids=["x1", "x2"],
+            source_categories=["c?", "c?"],
+            target_item_ids=["y1"],
+            target_categories=[""],
+        ),
         # Empty target history (a cold-start user in the target domain).
-        _example(user_id="u", item_id="no-such-item", item_category="",
-                 source_item_ids=src, source_categories=[""] * len(src),
-                 target_item_ids=[], target_categories=[]),
+        _example(
+            user_id="u",
+            item_id="no-such-item",
+            item_category="",
+            source_item_ids=src,
+            source_categories=[""] * len(src),
+            target_item_ids=[],
+            target_categories=[],
+        ),
         # Longer histories than max_seq_len; no user_id or item_category at all.
-        _example(item_id="z", source_item_ids=(src * 10)[: 5 * MAX_SEQ_LEN],
-                 source_categories=[""] * (5 * MAX_SEQ_LEN),
-                 target_item_ids=["y"] * (3 * MAX_SEQ_LEN),
-                 target_categories=[""] * (3 * MAX_SEQ_LEN)),
+        _example(
+            item_id="z",
+            source_item_ids=(src * 10)[: 5 * MAX_SEQ_LEN],
+            source_categories=[""] * (5 * MAX_SEQ_LEN),
+            target_item_ids=["y"] * (3 * MAX_SEQ_LEN),
+            target_categories=[""] * (3 * MAX_SEQ_LEN),
+        ),
     ]
     examples = tf.constant(real + edge_cases)
 
@@ -224,7 +251,15 @@ def test_pushed_savedmodel_matches_the_trainer_model(local_run, small_data):
 
 
 def test_rerun_with_unchanged_inputs_uses_the_cache(local_run):
-    _tfx(local_run["env"], "run", "create", "--engine", "local", "--pipeline_name", defaults.PIPELINE_NAME)
+    _tfx(
+        local_run["env"],
+        "run",
+        "create",
+        "--engine",
+        "local",
+        "--pipeline_name",
+        defaults.PIPELINE_NAME,
+    )
     components = _summary(local_run["output"])["components"]
     cached = {n for n, info in components.items() if info["state"] == "CACHED"}
     # Everything up to and including the Trainers is reused. The Evaluator runs
@@ -235,7 +270,9 @@ def test_rerun_with_unchanged_inputs_uses_the_cache(local_run):
 def test_beam_engine(workdir, small_data, config_file):
     output = workdir / "beam"
     env = _env(workdir, small_data, config_file, output)
-    _tfx(env, "pipeline", "create", "--engine", "beam", "--pipeline_path", "pipelines/beam_runner.py")
+    _tfx(
+        env, "pipeline", "create", "--engine", "beam", "--pipeline_path", "pipelines/beam_runner.py"
+    )
     _tfx(env, "run", "create", "--engine", "beam", "--pipeline_name", defaults.PIPELINE_NAME)
     summary = _summary(output)
     assert set(summary["components"]) == NODES
@@ -287,8 +324,12 @@ def test_missing_feature_stops_at_example_validator(workdir, small_data, config_
     output = workdir / "broken"
     env = _env(workdir, broken, config_file, output)
     result = subprocess.run(
-        [sys.executable, "pipelines/sitn_pipeline.py"], cwd=REPO, env=env,
-        capture_output=True, text=True, check=False,
+        [sys.executable, "pipelines/sitn_pipeline.py"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     log = result.stdout + result.stderr
     assert result.returncode != 0
