@@ -7,15 +7,16 @@ from tensorflow_model_analysis.proto import config_pb2
 from pipelines import serving
 from sitn_tf import features as F
 
-# Metric names as they appear in the Evaluator's output.
+# TFMA metric classes; their output names are the snake_case forms
+# (`auc`, `binary_crossentropy`, `calibration`, `example_count`, ...).
 METRICS = (
-    ("ExampleCount", "example_count"),
-    ("AUC", "auc"),
-    ("BinaryCrossEntropy", "binary_crossentropy"),
-    ("Calibration", "calibration"),
-    ("MeanLabel", "mean_label"),
-    ("MeanPrediction", "mean_prediction"),
-    ("CalibrationPlot", "calibration_plot"),
+    "ExampleCount",
+    "AUC",
+    "BinaryCrossEntropy",
+    "Calibration",
+    "MeanLabel",
+    "MeanPrediction",
+    "CalibrationPlot",
 )
 
 
@@ -38,13 +39,8 @@ def eval_config(min_auc: float = 0.5, max_auc_drop: float = 0.01) -> config_pb2.
             absolute={"value": -max_auc_drop},
         ),
     )
-    metrics = []
-    for class_name, name in METRICS:
-        metric = config_pb2.MetricConfig(class_name=class_name)
-        if class_name == "AUC":
-            metric.threshold.CopyFrom(auc_threshold)
-        metrics.append(metric)
-        del name
+    metrics = [config_pb2.MetricConfig(class_name=name) for name in METRICS]
+    metrics[METRICS.index("AUC")].threshold.CopyFrom(auc_threshold)
     return config_pb2.EvalConfig(
         model_specs=[
             config_pb2.ModelSpec(
