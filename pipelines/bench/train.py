@@ -437,7 +437,11 @@ def ratios(results: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
         for p in results
     }
     sitn_din, xla = [], []
-    for (model, batch, seq, jit), value in sorted(by_key.items(), key=str):
+    def order(item):
+        model, batch, seq, jit = item[0]
+        return (model, batch, seq, str(jit))
+
+    for (model, batch, seq, jit), value in sorted(by_key.items(), key=order):
         if model == flops_lib.STAGE2 and (flops_lib.DIN, batch, seq, jit) in by_key:
             sitn_din.append(
                 {
