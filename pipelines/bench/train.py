@@ -437,6 +437,7 @@ def ratios(results: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
         for p in results
     }
     sitn_din, xla = [], []
+
     def order(item):
         model, batch, seq, jit = item[0]
         return (model, batch, seq, str(jit))
