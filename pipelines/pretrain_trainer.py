@@ -31,9 +31,13 @@ PRETRAINER_FILE = "pretrainer.keras"
 
 
 def _pretraining_pair(x: dict[str, tf.Tensor]) -> tf.Tensor:
-    return tf.logical_and(
-        tf.equal(x[F.LABEL], 1), tf.reduce_any(tf.not_equal(x[F.TARGET_ITEM_IDS], 0))
-    )
+    """`(batch,)` bool: clicked examples with a non-empty target history.
+
+    `x` is a parsed batch: `label` `(batch,)`, `target_item_ids`
+    `(batch, max_seq_len)` with 0 as padding.
+    """
+    has_history = tf.reduce_any(tf.not_equal(x[F.TARGET_ITEM_IDS], 0), axis=-1)
+    return tf.logical_and(tf.equal(x[F.LABEL], 1), has_history)
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:

@@ -90,6 +90,10 @@ def distribution_strategy(name: str) -> tf.distribute.Strategy:
     raise ValueError(f"`training.distribution` must be auto|default|mirrored, got {name!r}")
 
 
+# Records parsed (and filtered) per `parse_example` call when `keep` is given.
+_FILTER_PARSE_BATCH = 1024
+
+
 def _files(file_patterns: Sequence[str] | str) -> list[str]:
     patterns = [file_patterns] if isinstance(file_patterns, str) else list(file_patterns)
     files = sorted(f for p in patterns for f in tf.io.gfile.glob(p))
@@ -113,9 +117,13 @@ def transformed_dataset(
     """Batches of model inputs, `(features, label)` or `features` only.
 
     Records are parsed a batch at a time (one `parse_example` call per batch
-    rather than per record); `keep` filters single examples after parsing.
-    Only the model's id features (`features.MODEL_ID_FEATURES`) and the label
-    are kept.
+    rather than per record). `keep` is a vectorised predicate: it receives a
+    parsed batch (features `(batch,)` or `(batch, max_seq_len)`) and returns a
+    `(batch,)` bool mask of the examples to keep. Kept examples stay in
+    reading order and are regrouped into batches of `batch_size` (the last
+    one shorter unless `repeat`), exactly what filtering one example at a
+    time would give, without a per-example op. Only the model's id features
+    (`features.MODEL_ID_FEATURES`) and the label are kept.
     """
     spec = tf_transform_output.transformed_feature_spec()
     files = _files(file_patterns)
@@ -132,10 +140,27 @@ def transformed_dataset(
         ds = ds.repeat()
     if shuffle:
         ds = ds.shuffle(shuffle_buffer, seed=seed)
+    wanted = (*F.MODEL_ID_FEATURES, F.LABEL) if with_label else F.MODEL_ID_FEATURES
     if keep is not None:
-        # Filter single records: the kept batch then has the full batch size.
-        ds = ds.batch(1024).map(lambda x: tf.io.parse_example(x, spec)).unbatch().filter(keep)
-        ds = ds.batch(batch_size, drop_remainder=repeat)
+
+        def parse_and_filter(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+            parsed = tf.io.parse_example(serialized, spec)
+            mask = keep(parsed)
+            if mask.dtype != tf.bool or mask.shape.rank != 1:
+                raise ValueError(
+                    "`keep` must return a (batch,) bool mask over a parsed batch, got "
+                    f"{mask.dtype.name} of shape {mask.shape}"
+                )
+            return {name: tf.boolean_mask(parsed[name], mask) for name in wanted}
+
+        # Filtering whole parsed batches, then regrouping them, replaces an
+        # unbatch + per-example filter that ran at about a third of the speed
+        # (docs/benchmarks.md). The parse batch is larger than most training
+        # batches because a filter may keep only a fraction of it.
+        ds = ds.batch(_FILTER_PARSE_BATCH).map(
+            parse_and_filter, num_parallel_calls=tf.data.AUTOTUNE
+        )
+        ds = ds.rebatch(batch_size, drop_remainder=repeat)
     else:
         ds = ds.batch(batch_size, drop_remainder=repeat).map(
             lambda x: tf.io.parse_example(x, spec), num_parallel_calls=tf.data.AUTOTUNE

@@ -38,7 +38,7 @@ from sitn_tf import features as F
 logger = logging.getLogger("sitn_tf.bench")
 
 INPUT = "input"  # the stage-2 (and DIN) input pipeline alone
-INPUT_STAGE1 = "input_stage1"  # stage 1's, with its per-example filter
+INPUT_STAGE1 = "input_stage1"  # stage 1's, with its filter
 INPUTS = (INPUT, INPUT_STAGE1)
 MODELS = (flops_lib.STAGE1, flops_lib.STAGE2, flops_lib.DIN, INPUT, INPUT_STAGE1)
 DEFAULT_CONFIG = os.path.join("pipelines", "configs", "amazon_books_movies.yaml")

@@ -1,0 +1,170 @@
+"""`train_lib.transformed_dataset` with stage 1's filter, against numpy.
+
+The files are written in the Transform's output format (gzip TFRecords of
+int64 ids, `transformed_metadata/` schema) without running Beam; the
+expected stream is what filtering one example at a time, in reading order,
+gives, computed with numpy.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
+
+from pipelines import pretrain_trainer, train_lib
+from sitn_tf import features as F
+
+SEQ_LEN = 4
+# Unequal files, more than one parse batch (1,024) and a partial last one.
+FILE_SIZES = (1100, 900, 700)
+SPEC = {
+    **{name: tf.io.FixedLenFeature([], tf.int64) for name in (F.ITEM_ID, F.ITEM_CATEGORY)},
+    **{name: tf.io.FixedLenFeature([SEQ_LEN], tf.int64) for name in F.SEQUENCE_FEATURES},
+    F.LABEL: tf.io.FixedLenFeature([], tf.int64),
+}
+
+
+def _columns(n: int, rng: np.random.Generator, first_id: int) -> dict[str, np.ndarray]:
+    # About 45 % positives and a third of the histories empty: the filter
+    # keeps roughly 30 %, so kept examples straddle parse batches.
+    lengths = np.where(rng.random(n) < 0.35, 0, rng.integers(1, SEQ_LEN + 1, n))
+    target = rng.integers(1, 50, (n, SEQ_LEN)) * (np.arange(SEQ_LEN) < lengths[:, None])
+    return {
+        F.ITEM_ID: np.arange(first_id, first_id + n),  # identifies each example
+        F.ITEM_CATEGORY: rng.integers(1, 9, n),
+        F.SOURCE_ITEM_IDS: rng.integers(1, 50, (n, SEQ_LEN)),
+        F.SOURCE_CATEGORIES: rng.integers(1, 9, (n, SEQ_LEN)),
+        F.TARGET_ITEM_IDS: target,
+        F.TARGET_CATEGORIES: np.where(target > 0, rng.integers(1, 9, (n, SEQ_LEN)), 0),
+        F.LABEL: (rng.random(n) < 0.45).astype(np.int64),
+    }
+
+
+def _write(path: str, columns: dict[str, np.ndarray]) -> None:
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for i in range(len(columns[F.LABEL])):
+            feature = {
+                name: tf.train.Feature(
+                    int64_list=tf.train.Int64List(value=np.atleast_1d(values[i]).tolist())
+                )
+                for name, values in columns.items()
+            }
+            writer.write(
+                tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+            )
+
+
+@pytest.fixture(scope="module")
+def transformed(tmp_path_factory):
+    """(file pattern, TFTransformOutput, per-file columns)."""
+    root = str(tmp_path_factory.mktemp("transformed"))
+    metadata_io.write_metadata(
+        dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(SPEC)),
+        os.path.join(root, tft.TFTransformOutput.TRANSFORMED_METADATA_DIR),
+    )
+    rng = np.random.default_rng(3)
+    files, first = [], 1
+    for i, n in enumerate(FILE_SIZES):
+        files.append(_columns(n, rng, first))
+        first += n
+        _write(os.path.join(root, f"train-{i:05d}.gz"), files[-1])
+    return os.path.join(root, "train-*.gz"), tft.TFTransformOutput(root), files
+
+
+def _reading_order(files: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Rows in the order a deterministic interleave of all files reads them:
+    one record from each file in turn, skipping files that have run out."""
+    order = [
+        (f, row)
+        for row in range(max(FILE_SIZES))
+        for f in range(len(files))
+        if row < len(files[f][F.LABEL])
+    ]
+    return {name: np.stack([files[f][name][row] for f, row in order]) for name in SPEC}
+
+
+def _old_filter(rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """One example at a time: clicked, with at least one target history id."""
+    kept = [
+        i
+        for i in range(len(rows[F.LABEL]))
+        if rows[F.LABEL][i] == 1 and np.any(rows[F.TARGET_ITEM_IDS][i] != 0)
+    ]
+    return {name: values[kept] for name, values in rows.items()}
+
+
+def _dataset(pattern, output, batch_size, *, repeat, shuffle=False, with_label=False):
+    return train_lib.transformed_dataset(
+        pattern,
+        output,
+        batch_size,
+        shuffle=shuffle,
+        seed=5,
+        repeat=repeat,
+        keep=pretrain_trainer._pretraining_pair,
+        with_label=with_label,
+        shuffle_buffer=500,
+    )
+
+
+def test_pretraining_pair_is_a_per_example_mask():
+    batch = {
+        F.LABEL: tf.constant([1, 1, 0, 1], tf.int64),
+        F.TARGET_ITEM_IDS: tf.constant([[0, 0, 0], [0, 0, 7], [4, 5, 0], [3, 0, 0]], tf.int64),
+    }
+    np.testing.assert_array_equal(
+        pretrain_trainer._pretraining_pair(batch).numpy(), [False, True, False, True]
+    )
+
+
+@pytest.mark.parametrize("batch_size", [64, 100])
+def test_one_pass_yields_the_per_example_filter_in_order(transformed, batch_size):
+    pattern, output, files = transformed
+    expected = _old_filter(_reading_order(files))
+    batches = list(_dataset(pattern, output, batch_size, repeat=False, with_label=True))
+    sizes = [len(labels) for _, labels in batches]
+    n = len(expected[F.LABEL])
+    assert sizes == [batch_size] * (n // batch_size) + ([n % batch_size] if n % batch_size else [])
+    for name in F.MODEL_ID_FEATURES:
+        got = np.concatenate([inputs[name].numpy() for inputs, _ in batches])
+        np.testing.assert_array_equal(got, expected[name], err_msg=name)
+    np.testing.assert_array_equal(np.concatenate([b.numpy() for _, b in batches]), 1)
+
+
+def test_repeating_gives_full_batches_across_epochs(transformed):
+    pattern, output, files = transformed
+    expected = _old_filter(_reading_order(files))[F.ITEM_ID]
+    batch_size = 96
+    assert len(expected) % batch_size  # an epoch ends inside a batch
+    steps = 2 * len(expected) // batch_size + 1
+    batches = list(_dataset(pattern, output, batch_size, repeat=True).take(steps))
+    assert [len(b[F.ITEM_ID]) for b in batches] == [batch_size] * steps
+    assert set(batches[0]) == set(F.MODEL_ID_FEATURES)
+    got = np.concatenate([b[F.ITEM_ID].numpy() for b in batches])
+    np.testing.assert_array_equal(got, np.tile(expected, 3)[: steps * batch_size])
+
+
+def test_shuffled_pass_keeps_the_same_examples(transformed):
+    pattern, output, files = transformed
+    expected = _old_filter(_reading_order(files))[F.ITEM_ID]
+    batches = list(_dataset(pattern, output, 128, repeat=False, shuffle=True))
+    got = np.concatenate([b[F.ITEM_ID].numpy() for b in batches])
+    assert sorted(got.tolist()) == sorted(expected.tolist())
+    assert got.tolist() != expected.tolist()  # it did shuffle
+
+
+def test_keep_must_return_a_batch_mask(transformed):
+    pattern, output, _ = transformed
+
+    def whole_batch(x):
+        return tf.reduce_any(tf.not_equal(x[F.TARGET_ITEM_IDS], 0))
+
+    with pytest.raises(ValueError, match=r"`keep` must return a \(batch,\) bool mask"):
+        train_lib.transformed_dataset(
+            pattern, output, 8, shuffle=False, seed=0, repeat=False, keep=whole_batch
+        )
