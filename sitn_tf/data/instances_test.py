@@ -19,11 +19,18 @@ def _user(clicks, config=CONFIG, user_id="u1"):
     return inst.order_clicks(user_id, clicks, config)
 
 
-def _sampler(counts, mode="popularity", first_click=None):
+_FIRST = object()
+
+
+def _sampler(counts, mode="popularity", first_click=None, first_train=_FIRST):
+    """A sampler over `counts`; by default every item's first click is in train."""
     first_click = first_click or {}
-    return inst.NegativeSampler(
-        [(item, f"cat-{item}", n, first_click.get(item, 0)) for item, n in counts.items()], mode
-    )
+    rows = []
+    for item, n in counts.items():
+        first = first_click.get(item, 0)
+        train = first if first_train is _FIRST else first_train.get(item)
+        rows.append((item, f"cat-{item}", n, first, train))
+    return inst.NegativeSampler(rows, mode)
 
 
 def test_order_clicks_sorts_by_time_and_drops_exact_repeats():
@@ -172,11 +179,121 @@ def test_make_instances_draws_no_future_items():
     assert outcome.negatives_short == 1
 
 
+# A table where the two rules differ: "b" was clicked at 10 but only entered
+# the train split at 40, "c" was never clicked in the train split.
+RULE_COUNTS = {"a": 1, "b": 2, "c": 100, "d": 3}
+RULE_FIRST = {"a": 10, "b": 10, "c": 20, "d": 30}
+RULE_FIRST_TRAIN = {"a": 10, "b": 40, "c": None, "d": 30}
+
+
+@pytest.mark.parametrize("mode", ["popularity", "uniform"])
+@pytest.mark.parametrize(
+    "before, any_split, train_only",
+    [
+        (10, set(), set()),
+        (11, {"a", "b"}, {"a"}),
+        (25, {"a", "b", "c"}, {"a"}),
+        (31, {"a", "b", "c", "d"}, {"a", "d"}),
+        (41, {"a", "b", "c", "d"}, {"a", "b", "d"}),
+        (None, {"a", "b", "c", "d"}, {"a", "b", "d"}),
+    ],
+)
+def test_eligible_items_follow_the_split_rule(mode, before, any_split, train_only):
+    sampler = _sampler(RULE_COUNTS, mode, RULE_FIRST, RULE_FIRST_TRAIN)
+    rng = np.random.default_rng(0)
+    assert sampler.eligible(before) == len(any_split)
+    assert sampler.eligible(before, train_only=True) == len(train_only)
+    # Asking for more than exist returns every eligible item.
+    assert {i for i, _ in sampler.sample(rng, set(), 5, before=before)} == any_split
+    got = sampler.sample(rng, set(), 5, before=before, train_only=True)
+    assert {i for i, _ in got} == train_only
+    assert all(cat == f"cat-{i}" for i, cat in got)
+
+
+def test_train_only_popularity_uses_whole_range_counts():
+    sampler = _sampler(RULE_COUNTS, "popularity", RULE_FIRST, RULE_FIRST_TRAIN)
+    rng = np.random.default_rng(7)
+    drawn = collections.Counter(
+        item
+        for _ in range(20_000)
+        for item, _ in sampler.sample(rng, set(), 1, before=31, train_only=True)
+    )
+    assert set(drawn) == {"a", "d"}
+    assert drawn["a"] / 20_000 == pytest.approx(1 / 4, abs=0.015)  # counts 1 and 3
+    excluded = sampler.sample(rng, {"d"}, 2, before=None, train_only=True)
+    assert {i for i, _ in excluded} == {"a", "b"}
+
+
+def test_sampler_without_train_clicks_draws_no_train_negatives():
+    sampler = _sampler({"a": 1, "b": 1}, first_train={})
+    rng = np.random.default_rng(0)
+    assert sampler.eligible(None, train_only=True) == 0
+    assert sampler.sample(rng, set(), 2, train_only=True) == []
+    assert len(sampler.sample(rng, set(), 2)) == 2
+
+
+def test_make_instances_gives_train_negatives_only_train_clicked_items():
+    clicks = [("books", f"b{i}", i, "") for i in range(5)]
+    # m0..m3 train, m4 eval, m5 test.
+    clicks += [("movies", f"m{i}", 100 * (i + 1), "") for i in range(6)]
+    counts = {f"m{i}": 1 for i in range(6)} | {f"n{i}": 5 + i for i in range(8)}
+    first = {f"m{i}": 0 for i in range(6)} | {f"n{i}": 60 * i for i in range(8)}
+    # Odd items only ever clicked in eval/test; even ones enter train 30 later.
+    first_train = {item: (None if int(item[1]) % 2 else t + 30) for item, t in first.items()}
+    config = ConversionConfig(source="books", target="movies", num_negatives=3)
+    outcome = inst.make_instances(
+        _user(clicks, config), config, _sampler(counts, "popularity", first, first_train)
+    )
+    by_split = collections.defaultdict(set)
+    short = collections.Counter()
+    groups = collections.defaultdict(list)
+    for instance in outcome.instances:
+        groups[instance.event_timestamp].append(instance)
+    assert len(groups) == 6
+    for t, (positive, *negatives) in groups.items():
+        split = positive.split
+        assert positive.label == 1
+        for negative in negatives:
+            item = negative.item_id
+            by_split[split].add(item)
+            assert first[item] < t
+            if split == "train":
+                assert first_train[item] is not None and first_train[item] < t
+        # Exactly the eligible items, up to three of them.
+        if split == "train":
+            eligible = [i for i, ft in first_train.items() if ft is not None and ft < t]
+        else:
+            eligible = [i for i, f in first.items() if f < t]
+        eligible = [i for i in eligible if not i.startswith("m")]
+        assert len(negatives) == min(3, len(eligible))
+        short[split] += 3 - len(negatives)
+    assert by_split["train"] <= {"n0", "n2", "n4", "n6"}
+    # Eval and test keep the looser rule: items never clicked in train appear.
+    assert (by_split["eval"] | by_split["test"]) & {"n1", "n3", "n5", "n7"}
+    assert outcome.negatives_short_by_split == {s: n for s, n in short.items() if n}
+    assert outcome.negatives_short == sum(short.values())
+    assert short["train"] > 0 and short["test"] == 0
+
+
+def test_iter_target_items_marks_train_split_clicks():
+    clicks = [("books", f"b{i}", i, "") for i in range(5)]
+    clicks += [("movies", f"m{i}", 10 * i, f"c{i}") for i in range(4)]
+    rows = list(inst.iter_target_items(_user(clicks), CONFIG))
+    assert rows == [
+        (("m0", "c0"), (0, True)),
+        (("m1", "c1"), (10, True)),
+        (("m2", "c2"), (20, False)),  # eval
+        (("m3", "c3"), (30, False)),  # test
+    ]
+
+
 def test_sampler_rejects_bad_tables():
     with pytest.raises(ValueError, match="must not be empty"):
         inst.NegativeSampler([], "popularity")
     with pytest.raises(ValueError, match="positive"):
-        inst.NegativeSampler([("a", "", 0, 0)], "popularity")
+        inst.NegativeSampler([("a", "", 0, 0, 0)], "popularity")
+    with pytest.raises(ValueError, match="'a': first train-split click 5 is before"):
+        inst.NegativeSampler([("a", "", 1, 9, 5)], "popularity")
 
 
 def test_leave_last_out_splits_follow_time():

@@ -5,7 +5,8 @@ Graph (every step is distributed; only the target item table is gathered):
   input files -> ParseFiles (numbered lines -> clicks | metadata | rejects)
     -> [CoGroupByKey (domain, item) with metadata: attach categories]
     -> GroupByKey user -> order, deduplicate, filter users
-    -> kept users -> target item popularity -> NegativeSampler (side input)
+    -> kept users -> target item popularity, first click, first train-split
+       click -> NegativeSampler (side input)
     -> MakeInstances (histories strictly before t, seeded negatives, split)
     -> GroupByKey (split, shard) -> sort by time -> one gzip TFRecord per shard
 
@@ -203,32 +204,51 @@ class _FilterUsers(_TallyingDoFn):
         yield user
 
 
+def _earliest(a: int | None, b: int | None) -> int | None:
+    if a is None:
+        return b
+    return a if b is None else min(a, b)
+
+
 class _CountAndFirstClick(beam.CombineFn):
-    """Per target item: (number of clicks, time of the first click)."""
+    """Per target item: (clicks, first click time, first train-split click time).
+
+    Inputs are `(time, in_train_split)` of the item's clicks; the train time is
+    None when no click is in the train split. Min and sum commute, so the
+    result is the same however the runner splits and merges.
+    """
 
     def create_accumulator(self):
-        return 0, None
+        return 0, None, None
 
-    def add_input(self, accumulator, t):
-        count, first = accumulator
-        return count + 1, t if first is None else min(first, t)
+    def add_input(self, accumulator, click):
+        count, first, first_train = accumulator
+        t, in_train = click
+        return (
+            count + 1,
+            _earliest(first, t),
+            _earliest(first_train, t) if in_train else first_train,
+        )
 
     def merge_accumulators(self, accumulators):
-        count, first = 0, None
-        for c, f in accumulators:
+        count, first, first_train = 0, None, None
+        for c, f, ft in accumulators:
             count += c
-            if f is not None:
-                first = f if first is None else min(first, f)
-        return count, first
+            first = _earliest(first, f)
+            first_train = _earliest(first_train, ft)
+        return count, first, first_train
 
     def extract_output(self, accumulator):
         return accumulator
 
 
 def _build_sampler(
-    rows: Iterable[tuple[tuple[str, str], tuple[int, int]]], mode: str
+    rows: Iterable[tuple[tuple[str, str], tuple[int, int, int | None]]], mode: str
 ) -> inst.NegativeSampler | None:
-    table = [(item, category, count, first) for (item, category), (count, first) in rows]
+    table = [
+        (item, category, count, first, first_train)
+        for (item, category), (count, first, first_train) in rows
+    ]
     return inst.NegativeSampler(table, mode) if table else None
 
 
@@ -251,7 +271,9 @@ class _MakeInstances(_TallyingDoFn):
         user_hash = inst.stable_hash(user.user_id)
         shard = user_hash % config.num_shards
         tally = self._tally
-        tally["negatives/short"] += outcome.negatives_short
+        for split, short in outcome.negatives_short_by_split.items():
+            tally["negatives/short"] += short
+            tally[f"splits/{split}/negatives_short"] += short
         splits_seen: set[str] = set()
         items_seen: set[tuple[str, str]] = set()
         for instance in outcome.instances:
@@ -392,7 +414,7 @@ def build_pipeline(
     tallies.append(users[_TALLY])
     kept = users.kept
 
-    target_items = kept | "TargetClicks" >> beam.FlatMap(inst.iter_target_items)
+    target_items = kept | "TargetClicks" >> beam.FlatMap(inst.iter_target_items, config)
     sampler = (
         target_items
         | "ItemPopularity" >> beam.CombinePerKey(_CountAndFirstClick())

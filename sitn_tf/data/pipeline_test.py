@@ -19,6 +19,7 @@ import pytest
 from sitn_tf import features as F
 from sitn_tf.data import convert_amazon, convert_interactions, tfrecord
 from sitn_tf.data.config import SPLITS, ConversionConfig, DataError
+from sitn_tf.data.pipeline import _CountAndFirstClick
 from sitn_tf.data.reading import decode_example, read_split, split_files
 
 SOURCE, TARGET = "books", "movies"
@@ -250,6 +251,49 @@ def test_negatives_are_never_clicked_and_share_the_positive_context(tsv_run):
     assert short == tsv_run["stats"]["negatives_short"]
 
 
+def test_train_negatives_have_a_train_split_click_before_them(tsv_run):
+    """The model's vocabulary is the train split's: train negatives must be in it.
+
+    Computed from the written files alone: an item's first train-split click
+    is the earliest train positive with that item.
+    """
+    first_train, first_any = {}, {}
+    for split, examples in tsv_run["examples"].items():
+        for ex in examples:
+            if ex[F.LABEL] == 1:
+                item, ts = ex[F.ITEM_ID], ex[F.EVENT_TIMESTAMP]
+                first_any[item] = min(ts, first_any.get(item, ts))
+                if split == "train":
+                    first_train[item] = min(ts, first_train.get(item, ts))
+    checked = excluded_by_rule = 0
+    short = collections.Counter()
+    for split, examples in tsv_run["examples"].items():
+        by_positive = collections.Counter()
+        for ex in examples:
+            key = (ex[F.USER_ID], ex[F.EVENT_TIMESTAMP])
+            if ex[F.LABEL] == 1:
+                by_positive[key] += 0
+                continue
+            by_positive[key] += 1
+            if split == "train":
+                ts = ex[F.EVENT_TIMESTAMP]
+                assert first_train.get(ex[F.ITEM_ID], ts) < ts, ex
+                checked += 1
+        short[split] = sum(CONFIG.num_negatives - n for n in by_positive.values())
+        if split == "train":
+            # Items the old any-split rule allowed here that the train rule excludes.
+            excluded_by_rule = sum(
+                1
+                for _, ts in by_positive
+                for item, first in first_any.items()
+                if first < ts and not first_train.get(item, ts) < ts
+            )
+    assert checked > 100
+    assert excluded_by_rule > 0  # the fixture exercises the difference
+    for split in SPLITS:
+        assert tsv_run["stats"]["splits"][split]["negatives_short"] == short[split]
+
+
 def test_each_users_test_is_after_eval_is_after_train(tsv_run):
     times = collections.defaultdict(dict)
     for split, examples in tsv_run["examples"].items():
@@ -369,6 +413,26 @@ def test_time_split_uses_global_cutoffs(tsv_run, tmp_path):
             )
     assert stats["config"]["split"] == "time"
     assert stats["items"]["categories"] == 0  # no items file given
+
+
+def test_item_table_combiner_is_independent_of_how_clicks_are_split():
+    combine = _CountAndFirstClick()
+    clicks = [(50, False), (30, True), (20, False), (40, True), (60, True)]
+
+    def combined(parts):
+        accumulators = []
+        for part in parts:
+            acc = combine.create_accumulator()
+            for click in part:
+                acc = combine.add_input(acc, click)
+            accumulators.append(acc)
+        return combine.extract_output(combine.merge_accumulators(accumulators))
+
+    want = (5, 20, 30)
+    assert combined([clicks]) == want
+    assert combined([clicks[:2], [], clicks[2:]]) == want
+    assert combined([[c] for c in reversed(clicks)]) == want
+    assert combined([[(20, False)], [(10, False)]]) == (2, 10, None)
 
 
 # --------------------------------------------------------------------------

@@ -111,6 +111,7 @@ def assemble_stats(
             "positives_without_source_history": counts.get(
                 f"splits/{split}/positives_without_source_history", 0
             ),
+            "negatives_short": counts.get(f"splits/{split}/negatives_short", 0),
         }
     stats["negatives_short"] = counts.get("negatives/short", 0)
     return stats
