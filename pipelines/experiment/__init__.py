@@ -1,0 +1,1 @@
+"""`sitn-tf experiment`: model variants over seeds, and their report and figures."""
