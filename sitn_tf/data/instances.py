@@ -183,11 +183,14 @@ class NegativeSampler:
         self.first_train_click = np.asarray([rows[i][4] for i in with_train], dtype=np.int64)
         self._train = self._ordering(np.asarray(with_train, dtype=np.int64))
 
-    def _ordering(self, order: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """`(item indices, cumulative counts or None)` for one ordering."""
-        if self.mode == SAMPLING_POPULARITY:
-            return order, np.cumsum(self._counts[order])
-        return order, None
+    def _ordering(self, order: np.ndarray) -> tuple[list[int], list[str], np.ndarray | None]:
+        """`(item indices, item ids, cumulative counts or None)` for one ordering.
+
+        Plain lists, because the rejection loop indexes them one draw at a time.
+        """
+        cumulative = np.cumsum(self._counts[order]) if self.mode == SAMPLING_POPULARITY else None
+        indices = order.tolist()
+        return indices, [self.items[i] for i in indices], cumulative
 
     def __len__(self) -> int:
         return len(self.items)
@@ -218,7 +221,7 @@ class NegativeSampler:
         strictly before it. Fewer than `k` only when fewer such unclicked items
         exist.
         """
-        order, cumulative = self._train if train_only else self._any
+        order, names, cumulative = self._train if train_only else self._any
         n = self.eligible(before, train_only)
         if n == 0 or k <= 0:
             return []
@@ -234,7 +237,7 @@ class NegativeSampler:
                 total = int(cumulative[n - 1])
                 drawn = np.searchsorted(cumulative, rng.integers(0, total, size=size), side="right")
             for position in drawn.tolist():
-                if position in seen or self.items[order[position]] in exclude:
+                if position in seen or names[position] in exclude:
                     continue
                 seen.add(position)
                 chosen.append(position)
@@ -243,13 +246,13 @@ class NegativeSampler:
         if len(chosen) < k:
             # The user clicked most of the probability mass: enumerate what is
             # left instead of rejecting forever.
-            left = [p for p in range(n) if p not in seen and self.items[order[p]] not in exclude]
+            left = [p for p in range(n) if p not in seen and names[p] not in exclude]
             need = min(k - len(chosen), len(left))
             if need:
                 if cumulative is None:
                     weights = None
                 else:
-                    counts = self._counts[order[left]]
+                    counts = self._counts[[order[p] for p in left]]
                     weights = counts / counts.sum()
                 picked = rng.choice(len(left), size=need, replace=False, p=weights)
                 chosen.extend(left[i] for i in picked.tolist())
