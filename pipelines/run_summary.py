@@ -1,8 +1,9 @@
 """What a pipeline run did, read back from ML Metadata and the Evaluator's output.
 
 `summarize` returns, for the latest run of a pipeline: each component's state
-(`COMPLETE`, `CACHED`, `FAILED`, ...) and wall time, the test metrics per
-slice, whether the model was blessed, and where it was pushed.
+(`COMPLETE`, `CACHED`, `FAILED`, ...) and wall time, each component's output
+artifact URIs by type, the test metrics per slice, whether the model was
+blessed, and where it was pushed.
 """
 
 from __future__ import annotations
@@ -78,11 +79,12 @@ def summarize(metadata_path: str, pipeline_name: str) -> dict[str, Any]:
         ids = [e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT]
         outputs[node] = store.get_artifacts_by_id(ids) if ids else []
 
-    summary: dict[str, Any] = {"run_id": run.name, "components": components}
+    summary: dict[str, Any] = {"run_id": run.name, "components": components, "artifacts": {}}
     type_names = {t.id: t.name for t in store.get_artifact_types()}
     for node, artifacts in outputs.items():
         for artifact in artifacts:
             kind = type_names.get(artifact.type_id)
+            summary["artifacts"].setdefault(node, {})[kind] = artifact.uri
             props = {k: _value(v) for k, v in artifact.custom_properties.items()}
             if kind == "ModelEvaluation":
                 summary["evaluation_uri"] = artifact.uri

@@ -137,7 +137,7 @@ _KNOWN_NOISE = (
 )
 
 
-class _QuietAbslInfo(logging.Filter):
+class QuietAbslInfo(logging.Filter):
     """Keeps TFX's INFO chatter (pipeline protos, Beam plans) off the console."""
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -209,7 +209,7 @@ def run(args: argparse.Namespace, beam_args: Sequence[str] = ()) -> dict[str, An
 
     from pipelines.progress import ProgressMonitor
 
-    quiet = _QuietAbslInfo()
+    quiet = QuietAbslInfo()
     for handler in logging.getLogger().handlers:
         handler.addFilter(quiet)
     print(f"[sitn] pipeline '{name}' ({args.runner} runner) on {data}", flush=True)

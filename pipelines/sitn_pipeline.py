@@ -67,6 +67,7 @@ def create_pipeline(
     max_auc_drop: float = 0.01,
     beam_pipeline_args: Sequence[str] | None = None,
     enable_cache: bool = True,
+    transform_only: bool = False,
 ) -> tfx.dsl.Pipeline:
     """Builds the SITN pipeline graph; no I/O happens here.
 
@@ -81,6 +82,9 @@ def create_pipeline(
         pretrain: False drops the "pretrain" Trainer and trains stage 2 from
             scratch (the paper's "w/o L_i2c & L_i2i").
         min_auc, max_auc_drop: the Evaluator's blessing thresholds.
+        transform_only: stop after the Transform (ExampleGen ... Transform):
+            `sitn-tf experiment` shares one Transform output among all its
+            training runs.
     """
     transform_config = dict(transform_config or {})
     model_config = {**(model_config or {}), "pretrain": bool(pretrain)}
@@ -110,6 +114,23 @@ def create_pipeline(
         splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=list(SPLITS)),
     )
     transform.add_upstream_node(anomalies_gate)
+    components: list[Any] = [
+        example_gen,
+        statistics_gen,
+        schema_gen,
+        example_validator,
+        anomalies_gate,
+        transform,
+    ]
+    if transform_only:
+        return tfx.dsl.Pipeline(
+            pipeline_name=pipeline_name,
+            pipeline_root=pipeline_root,
+            components=components,
+            metadata_connection_config=metadata_connection_config,
+            beam_pipeline_args=list(beam_pipeline_args or ()),
+            enable_cache=enable_cache,
+        )
 
     def trainer(run_fn: str, steps: int, base_model=None) -> tfx.components.Trainer:
         return tfx.components.Trainer(
@@ -123,14 +144,6 @@ def create_pipeline(
             custom_config=trainer_config,
         )
 
-    components: list[Any] = [
-        example_gen,
-        statistics_gen,
-        schema_gen,
-        example_validator,
-        anomalies_gate,
-        transform,
-    ]
     base_model = None
     if pretrain:
         pretrainer = trainer(PRETRAIN_RUN_FN, pretrain_steps).with_id("pretrain")
