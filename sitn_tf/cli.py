@@ -24,7 +24,12 @@ from collections.abc import Sequence
 
 import sitn_tf
 
-COMMAND_GROUPS: tuple[str, ...] = ("sitn_tf.data.cli", "pipelines.cli", "pipelines.bench.cli")
+COMMAND_GROUPS: tuple[str, ...] = (
+    "sitn_tf.data.cli",
+    "pipelines.cli",
+    "pipelines.experiment.cli",
+    "pipelines.bench.cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,73 @@
+import pytest
+
+from pipelines import defaults
+from pipelines.experiment import config as config_lib
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_defaults_run_every_variant_over_five_seeds(tmp_path):
+    config = config_lib.load(_write(tmp_path, "data: {dir: some/data}\n"))
+    assert config["name"] == "exp"
+    assert config["seeds"] == [1, 2, 3, 4, 5]
+    assert config["variants"] == [v.name for v in config_lib.VARIANTS]
+    assert len(config["variants"]) == 8
+    # Relative paths are taken from the repository root.
+    assert config["data"]["dir"] == f"{defaults.REPO_ROOT}/some/data"
+    # No explicit single K: the middle of the default granularities.
+    assert config["single_granularity"] == 128
+
+
+def test_trainer_config_applies_each_variant(tmp_path):
+    config = config_lib.load(
+        _write(
+            tmp_path,
+            "data: {dir: d}\nsingle_granularity: 16\n"
+            "model: {granularities: [8, 16, 32], top_k: 3}\ntraining: {batch_size: 64}\n",
+        )
+    )
+    by = config_lib.VARIANTS_BY_NAME
+
+    def model(name):
+        return config_lib.trainer_config(config, by[name], seed=3)["model"]
+
+    assert model("sitn")["granularities"] == [8, 16, 32] and model("sitn")["top_k"] == 3
+    assert model("sitn")["pretrain"] is True
+    assert model("no_mg")["granularities"] == [16] and model("no_mg")["top_k"] == 3
+    assert model("no_mv")["granularities"] == [8, 16, 32] and model("no_mv")["top_k"] == 1
+    assert model("no_mg_mv")["granularities"] == [16] and model("no_mg_mv")["top_k"] == 1
+    assert model("i2i_only")["use_i2c"] is False
+    assert model("no_i2i")["use_i2i"] is False
+    assert model("no_pretrain")["pretrain"] is False
+    din = config_lib.trainer_config(config, by["din"], seed=3)
+    assert din["training"] == {"batch_size": 64, "model": "din", "seed": 3}
+    assert not by["din"].pretrains and not by["no_pretrain"].pretrains and by["no_mv"].pretrains
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("seeds: [1]\n", "exactly one of `dir` or `command`"),
+        ("data: {dir: d, command: synthetic}\n", "exactly one of"),
+        ("data: {command: bogus}\n", "interactions|amazon|synthetic"),
+        ("data: {dir: d}\nseeds: [1, 1]\n", "`seeds` must be distinct"),
+        ("data: {dir: d}\nvariants: [sitn, nope]\n", r"unknown variant\(s\) \['nope'\]"),
+        ("data: {dir: d}\ntrain_steps: 0\n", "`train_steps` must be >= 1"),
+        ("data: {dir: d}\nsurprise: 1\n", r"unknown key\(s\) \['surprise'\]"),
+        ("data: {dir: d}\nvariants: [din, sitn]\ncluster_figure_variant: din\n", "pretrained"),
+        ("data: {dir: d}\nvariants: [din]\n", "not among the variants"),
+    ],
+)
+def test_bad_configs_name_file_and_key(tmp_path, text, message):
+    path = _write(tmp_path, text)
+    with pytest.raises(ValueError, match=message) as err:
+        config_lib.load(path)
+    assert path in str(err.value)
+
+
+def test_seed_count_expands(tmp_path):
+    assert config_lib.load(_write(tmp_path, "data: {dir: d}\nseeds: 3\n"))["seeds"] == [1, 2, 3]

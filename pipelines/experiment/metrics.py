@@ -1,0 +1,88 @@
+"""Test-split metrics of one run: AUC, logloss and GAUC, from labels and scores."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+# Keras' BinaryCrossentropy clips probabilities to [eps, 1 - eps] with this eps.
+_EPSILON = 1e-7
+
+
+def auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC by the rank-sum (Mann-Whitney U) formula; ties count one half.
+
+    NaN when only one class is present.
+    """
+    labels = np.asarray(labels).astype(bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    positives = int(labels.sum())
+    negatives = labels.size - positives
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(scores.size, dtype=np.float64)
+    sorted_scores = scores[order]
+    # Average ranks over tied scores.
+    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
+    ends = np.r_[starts[1:], scores.size]
+    for start, end in zip(starts, ends, strict=True):
+        ranks[order[start:end]] = (start + end + 1) / 2.0
+    rank_sum = ranks[labels].sum()
+    return float((rank_sum - positives * (positives + 1) / 2.0) / (positives * negatives))
+
+
+def logloss(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    """Mean binary cross-entropy, probabilities clipped like Keras."""
+    y = np.asarray(labels, dtype=np.float64)
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), _EPSILON, 1.0 - _EPSILON)
+    return float(-np.mean(y * np.log(p) + (1.0 - y) * np.log(1.0 - p)))
+
+
+def gauc(labels: np.ndarray, scores: np.ndarray, users: Sequence) -> tuple[float, int]:
+    """Group AUC (Zhou et al. 2018, DIN, Eq. 7): per-user AUC averaged over users.
+
+    Each user's AUC is weighted by the user's number of test instances, as in
+    DIN; users whose test instances are all of one class have no AUC and are
+    left out. Returns `(gauc, users_counted)`.
+    """
+    labels = np.asarray(labels)
+    scores = np.asarray(scores)
+    users = np.asarray(users)
+    if not (labels.shape == scores.shape == users.shape):
+        raise ValueError(
+            f"labels, scores and users differ in shape: {labels.shape}, {scores.shape}, "
+            f"{users.shape}"
+        )
+    order = np.argsort(users, kind="mergesort")
+    users_sorted = users[order]
+    boundaries = np.flatnonzero(np.r_[True, users_sorted[1:] != users_sorted[:-1], True])
+    total, weight, counted = 0.0, 0, 0
+    for start, end in zip(boundaries[:-1], boundaries[1:], strict=True):
+        index = order[start:end]
+        value = auc(labels[index], scores[index])
+        if np.isnan(value):
+            continue
+        total += value * index.size
+        weight += index.size
+        counted += 1
+    return (total / weight if weight else float("nan")), counted
+
+
+def _finite(value: float) -> float | None:
+    """None for NaN (e.g. AUC of one class): JSON has no NaN."""
+    return None if np.isnan(value) else value
+
+
+def all_metrics(labels: np.ndarray, probabilities: np.ndarray, users: Sequence) -> dict:
+    value, counted = gauc(labels, probabilities, users)
+    return {
+        "auc": _finite(auc(labels, probabilities)),
+        "logloss": logloss(labels, probabilities),
+        "gauc": _finite(value),
+        "gauc_users": counted,
+        "examples": int(np.asarray(labels).size),
+        "mean_label": float(np.mean(labels)),
+        "mean_prediction": float(np.mean(probabilities)),
+    }

@@ -1,0 +1,580 @@
+"""`sitn-tf experiment`: every variant x seed on one converted and transformed dataset.
+
+Steps (each reused when already done, so an interrupted experiment resumes):
+
+1. Convert the data once (`sitn-tf data ...`, flags from the config), or take
+   converted data as given.
+2. Run the pipeline up to the Transform once (`create_pipeline(...,
+   transform_only=True)` with the same components, schema and
+   `preprocessing_fn` as the full pipeline).
+3. For each variant and seed: the pipeline's own `run_fn`s, called with the
+   `FnArgs` the Trainer would build: "pretrain" (stage 1) when the variant
+   pretrains, then "finetune" (stage 2, early stopping on the eval split,
+   best epoch recorded) with the pretrained model as `base_model`.
+4. Score the exported SavedModel's `serving_default` on the raw test split,
+   once per run: what is measured is what ships. AUC, logloss and GAUC go to
+   `runs/<variant>/seed-<s>/result.json`.
+5. Report: `results.json`, `results.md` (the paper's table layout with mean
+   +- std and a paired test against the best baseline), `auc.png`, and the
+   Figure-3 cluster analysis (`clusters_tsne.png`, `clusters.json`).
+
+Output layout under `--output` (default `runs/experiments/<name>`):
+
+    data/                       converted data (when the config converts)
+    transform/, metadata.db     the Transform-only pipeline
+    runs/<variant>/seed-<s>/    pretrain/, finetune/, result.json
+    results.json results.md auc.png clusters_tsne.png clusters.json
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from pipelines import defaults
+from pipelines.experiment import config as config_lib
+
+logger = logging.getLogger("sitn_tf.experiment")
+
+REPORT_FILES = ("results.json", "results.md", "auc.png", "clusters_tsne.png", "clusters.json")
+RESULT_FILE = "result.json"
+
+
+def _say(message: str) -> None:
+    print(f"[experiment] {message}", flush=True)
+
+
+def _read_json(path: str) -> Any:
+    with open(path) as f:
+        return json.load(f)
+
+
+def portable(value: Any) -> Any:
+    """`value` with paths inside the repository's parent folder made relative to the repo.
+
+    Report files are meant to be committed and compared across machines; an
+    absolute path says nothing on another machine.
+    """
+    if isinstance(value, dict):
+        return {k: portable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [portable(v) for v in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        parent = os.path.dirname(defaults.REPO_ROOT)
+        if value == parent or value.startswith(parent + os.sep):
+            return os.path.relpath(value, defaults.REPO_ROOT)
+    return value
+
+
+def _write_json(path: str, payload: Any) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=2, sort_keys=True, default=float)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def prepare_data(config: dict[str, Any], output: str) -> str:
+    """Converted data folder; converts once and reuses it while the flags are unchanged."""
+    data = config["data"]
+    if "dir" in data:
+        folder = data["dir"]
+        stats = os.path.join(folder, "stats.json")
+        if not os.path.exists(stats) or _read_json(stats).get("status") != "ok":
+            raise FileNotFoundError(f"{folder}: no successful conversion (stats.json status ok)")
+        return folder
+    folder = os.path.join(output, "data")
+    request = {"command": data["command"], "args": data["args"]}
+    marker = os.path.join(folder, "experiment_conversion.json")
+    stats = os.path.join(folder, "stats.json")
+    if (
+        os.path.exists(marker)
+        and _read_json(marker) == request
+        and os.path.exists(stats)
+        and _read_json(stats).get("status") == "ok"
+    ):
+        _say(f"data: reusing {folder}")
+        return folder
+    argv = [sys.executable, "-m", "sitn_tf", "data", data["command"]]
+    for key, value in data["args"].items():
+        if value is True:
+            argv.append(f"--{key}")
+        elif value not in (False, None):
+            argv += [f"--{key}", str(value)]
+    argv += ["--output_dir", folder, "--overwrite"]
+    _say(f"data: sitn-tf data {data['command']} -> {folder}")
+    start = time.monotonic()
+    subprocess.run(argv, check=True)
+    _write_json(marker, request)
+    _say(f"data: converted in {time.monotonic() - start:.1f} s")
+    return folder
+
+
+def run_transform(config: dict[str, Any], data: str, output: str) -> dict[str, str]:
+    """Runs ExampleGen ... Transform (cached in `metadata.db`); returns artifact URIs."""
+    from tfx import v1 as tfx
+
+    from pipelines import run_summary, sitn_pipeline
+
+    name = f"{defaults.PIPELINE_NAME}-experiment"
+    metadata_path = os.path.join(output, "metadata.db")
+    pipeline = sitn_pipeline.create_pipeline(
+        pipeline_name=name,
+        pipeline_root=os.path.join(output, "transform"),
+        data_root=data,
+        serving_model_dir=os.path.join(output, "unused-serving"),
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            metadata_path
+        ),
+        transform_config=config["transform"],
+        beam_pipeline_args=sitn_pipeline.merge_beam_args(config["beam_args"]),
+        transform_only=True,
+    )
+    from pipelines.runner import QuietAbslInfo
+
+    quiet = QuietAbslInfo()
+    handlers = logging.getLogger().handlers
+    for handler in handlers:
+        handler.addFilter(quiet)
+    start = time.monotonic()
+    try:
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+    finally:
+        for handler in handlers:
+            handler.removeFilter(quiet)
+    summary = run_summary.summarize(metadata_path, name)
+    states = {node: info["state"] for node, info in summary["components"].items()}
+    outputs = summary["artifacts"].get("Transform", {})
+    missing = [k for k in ("TransformGraph", "Examples") if k not in outputs]
+    if missing:
+        raise RuntimeError(f"the Transform run left no {missing} artifacts; states: {states}")
+    _say(f"transform: {states} in {time.monotonic() - start:.1f} s")
+    return {
+        "transform_graph": outputs["TransformGraph"],
+        "transformed_examples": outputs["Examples"],
+        "states": states,
+    }
+
+
+# --------------------------------------------------------------------------- one run
+
+
+def _fn_args(
+    uris: dict[str, str],
+    custom_config: dict[str, Any],
+    run_dir: str,
+    steps: int,
+    eval_steps: int,
+    base_model: str | None,
+):
+    from tfx import v1 as tfx
+
+    examples = uris["transformed_examples"]
+    return tfx.components.FnArgs(
+        working_dir=run_dir,
+        train_files=[os.path.join(examples, "Split-train", "*")],
+        eval_files=[os.path.join(examples, "Split-eval", "*")],
+        train_steps=int(steps),
+        eval_steps=int(eval_steps),
+        transform_graph_path=uris["transform_graph"],
+        transform_output=uris["transform_graph"],
+        serving_model_dir=os.path.join(run_dir, "model"),
+        model_run_dir=os.path.join(run_dir, "model_run"),
+        base_model=base_model,
+        custom_config=custom_config,
+    )
+
+
+def score_test_split(serving_model_dir: str, test_pattern: str, batch_size: int = 1024):
+    """`(labels, probabilities, user_ids, item_ids)`: `serving_default` on the raw test split."""
+    import tensorflow as tf
+
+    from sitn_tf import features as F
+
+    files = sorted(tf.io.gfile.glob(test_pattern))
+    if not files:
+        raise FileNotFoundError(f"no test examples match {test_pattern}")
+    serve = tf.saved_model.load(serving_model_dir).signatures["serving_default"]
+    spec = {
+        F.LABEL: tf.io.FixedLenFeature([], tf.int64),
+        F.USER_ID: tf.io.FixedLenFeature([], tf.string),
+        F.ITEM_ID: tf.io.FixedLenFeature([], tf.string),
+    }
+    labels, scores, users, items = [], [], [], []
+    for batch in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(batch_size):
+        parsed = tf.io.parse_example(batch, spec)
+        labels.append(parsed[F.LABEL].numpy())
+        users.append(parsed[F.USER_ID].numpy())
+        items.append(parsed[F.ITEM_ID].numpy())
+        scores.append(serve(examples=batch)["probability"].numpy().reshape(-1))
+    return (
+        np.concatenate(labels),
+        np.concatenate(scores),
+        np.concatenate(users),
+        np.concatenate(items),
+    )
+
+
+def train_target_items(data: str) -> set[bytes]:
+    """Target items the Transform's vocabulary learns: clicked train candidates and histories.
+
+    Test candidates outside this set get the out-of-vocabulary embedding; their
+    share differs between test positives and negatives under leave-last-out, so
+    the metrics are also reported separately for known and unknown candidates.
+    """
+    import tensorflow as tf
+
+    from sitn_tf import features as F
+
+    files = sorted(tf.io.gfile.glob(os.path.join(data, "train", "*")))
+    if not files:
+        raise FileNotFoundError(f"{data}: no train/ examples")
+    spec = {
+        F.LABEL: tf.io.FixedLenFeature([], tf.int64),
+        F.ITEM_ID: tf.io.FixedLenFeature([], tf.string),
+        F.TARGET_ITEM_IDS: tf.io.VarLenFeature(tf.string),
+    }
+    items: set[bytes] = set()
+    for batch in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(4096):
+        parsed = tf.io.parse_example(batch, spec)
+        clicked = parsed[F.LABEL].numpy() == 1
+        items.update(parsed[F.ITEM_ID].numpy()[clicked].tolist())
+        items.update(parsed[F.TARGET_ITEM_IDS].values.numpy().tolist())
+    return items
+
+
+def run_one(
+    config: dict[str, Any],
+    variant: config_lib.Variant,
+    seed: int,
+    uris: dict[str, str],
+    data: str,
+    run_dir: str,
+    known_items: set[bytes],
+) -> dict[str, Any]:
+    """Stage 1 (if the variant pretrains), stage 2 and the test scoring of one run."""
+    import keras
+
+    from pipelines import finetune_trainer, pretrain_trainer
+    from pipelines.experiment import metrics
+
+    custom_config = config_lib.trainer_config(config, variant, seed)
+    record: dict[str, Any] = {
+        "variant": variant.name,
+        "label": variant.label,
+        "seed": int(seed),
+        "config": custom_config,
+    }
+    base_model = None
+    if variant.pretrains:
+        keras.backend.clear_session()
+        args = _fn_args(
+            uris,
+            custom_config,
+            os.path.join(run_dir, "pretrain"),
+            config["pretrain_steps"],
+            config["eval_steps"],
+            None,
+        )
+        start = time.monotonic()
+        pretrain_trainer.run_fn(args)
+        record["pretrain_seconds"] = round(time.monotonic() - start, 2)
+        record["pretrain_steps"] = int(config["pretrain_steps"])
+        history = _read_json(os.path.join(args.serving_model_dir, "history.json"))
+        record["pretrain_history"] = history
+        base_model = args.serving_model_dir
+    keras.backend.clear_session()
+    args = _fn_args(
+        uris,
+        custom_config,
+        os.path.join(run_dir, "finetune"),
+        config["train_steps"],
+        config["eval_steps"],
+        base_model,
+    )
+    start = time.monotonic()
+    finetune_trainer.run_fn(args)
+    record["finetune_seconds"] = round(time.monotonic() - start, 2)
+    summary = _read_json(os.path.join(args.model_run_dir, "training_summary.json"))
+    val_auc = summary["history"].get("val_auc", [])
+    record.update(
+        {
+            "best_epoch": summary["best_epoch"],
+            "epochs_run": summary["epochs_run"],
+            "steps_per_epoch": summary["steps_per_epoch"],
+            "train_steps": summary["steps_per_epoch"] * summary["epochs_run"],
+            "restored_variables": summary["restored_variables"],
+            "eval_auc": max(val_auc) if val_auc else None,
+            "finetune_history": summary["history"],
+        }
+    )
+    start = time.monotonic()
+    labels, scores, users, items = score_test_split(
+        args.serving_model_dir, os.path.join(data, "test", "*")
+    )
+    record["metrics"] = metrics.all_metrics(labels, scores, users)
+    known = np.fromiter((item in known_items for item in items.tolist()), bool, items.size)
+    record["metrics_by_candidate"] = {
+        name: {
+            **metrics.all_metrics(labels[mask], scores[mask], users[mask]),
+            "positives": int(labels[mask].sum()),
+        }
+        for name, mask in (("known", known), ("unknown", ~known))
+        if mask.any()
+    }
+    # Kept beside the run so later analyses need no re-scoring.
+    np.savez_compressed(
+        os.path.join(run_dir, "test_predictions.npz"),
+        labels=labels,
+        probabilities=scores,
+        users=users,
+        known_candidate=known,
+    )
+    record["test_seconds"] = round(time.monotonic() - start, 2)
+    record["train_seconds"] = round(
+        record.get("pretrain_seconds", 0.0) + record["finetune_seconds"], 2
+    )
+    return record
+
+
+# --------------------------------------------------------------------------- clusters
+
+
+def cluster_analysis(
+    pretrainer_path: str, uris: dict[str, str], output: str, seed: int, eval_steps: int
+) -> dict[str, Any]:
+    """Figure 3 and its numbers from one stage-1 model.
+
+    Per granularity K: the learned source and target clusters (`C^s`, `C^t`),
+    the mean nearest-cross-domain cosine against random clusters of the same
+    shape, and the cluster usage entropy of the eval split's instances (each
+    instance counted at its most similar cluster; 1 = all clusters used
+    evenly, 0 = collapse onto one).
+    """
+    import keras
+    import tensorflow_transform as tft
+
+    from pipelines import pretrain_trainer, train_lib
+    from pipelines.experiment import clusters as clusters_lib
+    from sitn_tf import ops as sitn_ops
+
+    model = keras.saving.load_model(pretrainer_path)
+    cfg = model.config
+    dataset = train_lib.transformed_dataset(
+        os.path.join(uris["transformed_examples"], "Split-eval", "*"),
+        tft.TFTransformOutput(uris["transform_graph"]),
+        512,
+        shuffle=False,
+        seed=seed,
+        repeat=False,
+        keep=pretrain_trainer._pretraining_pair,
+        with_label=False,
+    )
+    instances: dict[str, list[np.ndarray]] = {"source": [], "target": []}
+    for step, batch in enumerate(dataset):
+        if step >= max(1, eval_steps):
+            break
+        out = model(batch, training=False)
+        for domain in instances:
+            valid = np.asarray(out[f"{domain}_valid"])
+            instances[domain].append(np.asarray(out[f"{domain}_instance"])[valid])
+    stacked = {d: np.concatenate(v) for d, v in instances.items()}
+    by_k = {
+        int(k): (np.asarray(source.clusters), np.asarray(target.clusters))
+        for k, source, target in zip(
+            cfg.granularities, model.source_clusters, model.target_clusters, strict=True
+        )
+    }
+    report: dict[str, Any] = {
+        "pretrainer": portable(pretrainer_path),
+        "similarity": cfg.similarity,
+    }
+    per_k = {}
+    compared = clusters_lib.tsne_figure(by_k, os.path.join(output, "clusters_tsne.png"), seed=seed)
+    for k, (source, target) in by_k.items():
+        entry = dict(compared[k])
+        for domain, clusters in (("source", source), ("target", target)):
+            similarity = np.asarray(
+                sitn_ops.similarity_matrix(stacked[domain], clusters, cfg.similarity)
+            )
+            usage = clusters_lib.cluster_usage_entropy(similarity, k)
+            entry[f"{domain}_usage_entropy"] = usage["entropy"]
+            entry[f"{domain}_effective_clusters"] = usage["effective_clusters"]
+            entry[f"{domain}_unused_clusters"] = usage["unused"]
+        entry["eval_instances"] = {d: int(v.shape[0]) for d, v in stacked.items()}
+        per_k[str(k)] = entry
+    report["granularities"] = per_k
+    _write_json(os.path.join(output, "clusters.json"), report)
+    return report
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _report_group(variant: config_lib.Variant) -> str:
+    """The report's grouping: Table 2 holds "Baseline" and "Ours"; ablations their table."""
+    if variant.name == "sitn":
+        return "Ours"
+    return "Baseline" if variant.group == "Table 2" else variant.group
+
+
+def write_report(
+    config: dict[str, Any], records: list[dict[str, Any]], output: str, meta: dict[str, Any]
+) -> dict[str, Any]:
+    from pipelines.experiment import report
+
+    variants = [
+        report.VariantSpec(v.name, v.label, _report_group(v))
+        for v in config_lib.VARIANTS
+        if v.name in config["variants"]
+    ]
+    summary = report.summarize(records, variants)
+    baselines = [
+        v.name
+        for v in config_lib.VARIANTS
+        if v.baseline and v.name in config["variants"] and summary.get(v.name, {}).get("n")
+    ]
+    tests: dict[str, Any] = {}
+    best = None
+    if baselines:
+        best = report.best_baseline(summary, baselines, metric="auc")
+        for variant in variants:
+            if variant.name != best and summary.get(variant.name, {}).get("n"):
+                tests[variant.name] = report.paired_test(records, variant.name, best, metric="auc")
+    payload = portable(
+        {
+            **meta,
+            "config": config,
+            "runs": records,
+            "summary": summary,
+            "best_baseline": best,
+            "paired_tests": tests,
+        }
+    )
+    _write_json(os.path.join(output, "results.json"), payload)
+    table = report.markdown_table(summary, variants, tests, best_baseline=best)
+    with open(os.path.join(output, "results.md"), "w") as f:
+        f.write(table)
+    report.bar_chart(summary, variants, os.path.join(output, "auc.png"), metric="auc")
+    return payload
+
+
+# --------------------------------------------------------------------------- main
+
+
+def run(
+    config_path: str,
+    output: str | None = None,
+    seeds: list[int] | None = None,
+    variants: list[str] | None = None,
+    report_dir: str | None = None,
+) -> dict[str, Any]:
+    """Runs (or resumes) the experiment; returns the `results.json` payload."""
+    config = config_lib.load(config_path)
+    if seeds:
+        config["seeds"] = list(seeds)
+    if variants:
+        config["variants"] = list(variants)
+    config = config_lib.validate(config, source=config_path)
+    output = os.path.abspath(
+        output or os.path.join(defaults.REPO_ROOT, "runs", "experiments", config["name"])
+    )
+    os.makedirs(output, exist_ok=True)
+    wall_start = time.monotonic()
+
+    data = prepare_data(config, output)
+    uris = run_transform(config, data, output)
+    known_items = train_target_items(data)
+
+    chosen = [v for v in config_lib.VARIANTS if v.name in config["variants"]]
+    todo = [(v, s) for s in config["seeds"] for v in chosen]
+    records: list[dict[str, Any]] = []
+    run_seconds = 0.0
+    for index, (variant, seed) in enumerate(todo, 1):
+        run_dir = os.path.join(output, "runs", variant.name, f"seed-{seed}")
+        result_path = os.path.join(run_dir, RESULT_FILE)
+        if os.path.exists(result_path):
+            record = _read_json(result_path)
+            if record.get("config") == config_lib.trainer_config(config, variant, seed):
+                records.append(record)
+                _say(f"[{index}/{len(todo)}] {variant.name} seed {seed}: done before, reused")
+                continue
+        if os.path.isdir(run_dir):
+            shutil.rmtree(run_dir)  # a run cut short or made with other settings
+        _say(f"[{index}/{len(todo)}] {variant.name} seed {seed}: training")
+        start = time.monotonic()
+        record = run_one(config, variant, seed, uris, data, run_dir, known_items)
+        record["wall_seconds"] = round(time.monotonic() - start, 2)
+        run_seconds += record["wall_seconds"]
+        _write_json(result_path, record)
+        records.append(record)
+        m = record["metrics"]
+        _say(
+            f"[{index}/{len(todo)}] {variant.name} seed {seed}: test AUC {m['auc']:.4f} "
+            f"logloss {m['logloss']:.4f} GAUC {m['gauc']:.4f} (best epoch "
+            f"{record['best_epoch']}/{record['epochs_run']}, {record['wall_seconds']:.0f} s)"
+        )
+        gc.collect()
+
+    figure_variant = config["cluster_figure_variant"]
+    figure_seed = config["seeds"][0]
+    pretrainer = os.path.join(
+        output,
+        "runs",
+        figure_variant,
+        f"seed-{figure_seed}",
+        "pretrain",
+        "model",
+        "pretrainer.keras",
+    )
+    clusters = cluster_analysis(pretrainer, uris, output, figure_seed, int(config["eval_steps"]))
+
+    meta = {
+        "name": config["name"],
+        "data": data,
+        "transform_states": uris["states"],
+        "wall_seconds_this_invocation": round(time.monotonic() - wall_start, 1),
+        "training_seconds_this_invocation": round(run_seconds, 1),
+        "training_seconds_all_runs": round(sum(r["wall_seconds"] for r in records), 1),
+        "clusters": clusters["granularities"],
+        "environment": _environment(),
+    }
+    payload = write_report(config, records, output, meta)
+    target = report_dir or config["report_dir"]
+    if target:
+        os.makedirs(target, exist_ok=True)
+        for name in REPORT_FILES:
+            shutil.copyfile(os.path.join(output, name), os.path.join(target, name))
+        _say(f"report copied to {target}")
+    with open(os.path.join(output, "results.md")) as f:
+        print(f.read(), flush=True)
+    _say(f"done: {output}")
+    return payload
+
+
+def _environment() -> dict[str, Any]:
+    import platform
+
+    import keras
+    import tensorflow as tf
+
+    return {
+        "machine": platform.machine(),
+        "processor_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
