@@ -56,6 +56,23 @@ def test_graph_has_both_trainers_and_finetune_takes_the_pretrained_model(tmp_pat
     assert not (tmp_path / "root").exists()  # building the graph does no I/O
 
 
+def test_transform_only_stops_at_the_transform_with_the_same_settings(tmp_path):
+    full = {c.id: c for c in _pipeline(tmp_path, transform_config={"max_seq_len": 7}).components}
+    pipeline = _pipeline(tmp_path, transform_config={"max_seq_len": 7}, transform_only=True)
+    assert set(_ids(pipeline)) == {
+        "ImportExampleGen",
+        "StatisticsGen",
+        "ImportSchemaGen",
+        "ExampleValidator",
+        "AnomaliesGate",
+        "Transform",
+    }
+    assert _ids(pipeline)[-1] == "Transform"
+    transform = {c.id: c for c in pipeline.components}["Transform"]
+    assert transform.exec_properties == full["Transform"].exec_properties
+    assert "AnomaliesGate" in {n.id for n in transform.upstream_nodes}
+
+
 def test_no_pretrain_ablation_skips_the_first_trainer(tmp_path):
     pipeline = _pipeline(tmp_path, pretrain=False)
     assert "pretrain" not in _ids(pipeline)
