@@ -539,16 +539,21 @@ def bar_chart(
             ha="center",
             va="bottom",
             fontsize=8,
+            bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.0},
         )
     ax.set_xticks(x)
     ax.set_xticklabels([v.label for v in variants], rotation=30, ha="right")
     ax.set_ylim(bottom, top)
     label = METRIC_LABEL[metric]
-    ax.set_ylabel(f"{label} (mean ± std; axis starts at {bottom:.4f}, not 0)")
+    ax.set_ylabel(f"{label}, mean ± std")
     if not_run:
         ax.set_xlabel("not run: " + ", ".join(v.label for v in not_run))
     seeds = sorted({summary[v.name]["n"] for v in variants})
-    ax.set_title(f"Test {label} over {'/'.join(map(str, seeds))} seeds")
+    ax.set_title(
+        f"Test {label} over {'/'.join(map(str, seeds))} seeds\n"
+        f"(the y axis starts at {bottom:.4f}, not at 0)",
+        fontsize=10,
+    )
     ax.legend(
         handles=[
             Patch(
@@ -559,7 +564,9 @@ def bar_chart(
             )
             for g in groups
         ],
-        loc="best",
+        # Outside the axes: inside, it hides bars' value labels.
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
         fontsize=8,
     )
     ax.grid(axis="y", alpha=0.3)
