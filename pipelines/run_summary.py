@@ -79,7 +79,13 @@ def summarize(metadata_path: str, pipeline_name: str) -> dict[str, Any]:
         ids = [e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT]
         outputs[node] = store.get_artifacts_by_id(ids) if ids else []
 
-    summary: dict[str, Any] = {"run_id": run.name, "components": components, "artifacts": {}}
+    summary: dict[str, Any] = {
+        "run_id": run.name,
+        "components": components,
+        # Execution order: JSON writers may sort `components` by name.
+        "component_order": list(components),
+        "artifacts": {},
+    }
     type_names = {t.id: t.name for t in store.get_artifact_types()}
     for node, artifacts in outputs.items():
         for artifact in artifacts:

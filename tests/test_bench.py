@@ -191,9 +191,12 @@ def test_pipeline_entry_orders_components_and_flags_cache():
             "ImportExampleGen": {"state": "CACHED", "seconds": 0.0},
             "pretrain": {"state": "COMPLETE", "seconds": 3.0},
         },
+        # Execution order, as run_summary records it; the JSON dict is sorted by name.
+        "component_order": ["ImportExampleGen", "Transform", "pretrain"],
         "test_metrics": {"": {"auc": 0.7}},
     }
     e = pipeline.entry("run", summary, "x.json")
+    # Listed components in execution order; unlisted ones follow by name.
     assert [c["name"] for c in e["components"]] == [
         "ImportExampleGen",
         "Transform",

@@ -133,6 +133,10 @@ def test_every_component_executed_once(local_run):
     components = local_run["summary"]["components"]
     assert set(components) == NODES
     assert {info["state"] for info in components.values()} == {"COMPLETE"}
+    order = local_run["summary"]["component_order"]
+    assert sorted(order) == sorted(NODES)
+    chain = ["ImportExampleGen", "Transform", "pretrain", "finetune", "Evaluator", "Pusher"]
+    assert sorted(chain, key=order.index) == chain
     for node in NODES - {"latest_blessed_model_resolver"}:
         assert f"{node} done" in local_run["log"], f"no progress line for {node}"
 

@@ -54,24 +54,12 @@ def run_default(workdir: str) -> dict[str, Any]:
     return runner.run(args)
 
 
-# Pipeline order of the SITN components; others (another pipeline) follow.
-ORDER = (
-    "ImportExampleGen",
-    "StatisticsGen",
-    "ImportSchemaGen",
-    "ExampleValidator",
-    "AnomaliesGate",
-    "Transform",
-    "pretrain",
-    "finetune",
-    "latest_blessed_model_resolver",
-    "Evaluator",
-    "Pusher",
-)
-
-
-def _position(name: str) -> tuple[int, str]:
-    return (ORDER.index(name) if name in ORDER else len(ORDER), name)
+def _ordered(summary: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Components in execution order (`component_order`); summaries without it, by name."""
+    components = summary["components"]
+    order = [n for n in summary.get("component_order", ()) if n in components]
+    order += sorted(n for n in components if n not in order)
+    return [(name, components[name]) for name in order]
 
 
 def entry(label: str, summary: dict[str, Any], source: str) -> dict[str, Any]:
@@ -92,7 +80,7 @@ def entry(label: str, summary: dict[str, Any], source: str) -> dict[str, Any]:
                 "seconds": float(info["seconds"]),
                 "share": float(info["seconds"]) / total if total else 0.0,
             }
-            for name, info in sorted(components.items(), key=lambda kv: _position(kv[0]))
+            for name, info in _ordered(summary)
         ],
         # A cached component took no time in this run: its figure is not a cost.
         "cached_components": sorted(n for n, c in components.items() if c["state"] == "CACHED"),
