@@ -29,11 +29,26 @@ def _store(metadata_path: str) -> metadata_store.MetadataStore:
     return metadata_store.MetadataStore(config)
 
 
+# A run of this pipeline records one execution per component (11). The store
+# keeps every earlier run too, so each poll reads only the newest executions.
+_NEWEST = 256
+
+
+def _newest_executions(
+    store: metadata_store.MetadataStore, limit: int
+) -> list[metadata_store_pb2.Execution]:
+    options = metadata_store.ListOptions(
+        limit=limit, order_by=metadata_store.OrderByField.ID, is_asc=False
+    )
+    return store.get_executions(list_options=options)
+
+
 def _max_execution_id(metadata_path: str) -> int:
     try:
-        return max((e.id for e in _store(metadata_path).get_executions()), default=0)
+        newest = _newest_executions(_store(metadata_path), 1)
     except Exception:  # no database yet: the first run creates it
         return 0
+    return newest[0].id if newest else 0
 
 
 class ProgressMonitor(threading.Thread):
@@ -57,7 +72,7 @@ class ProgressMonitor(threading.Thread):
     def poll(self) -> None:
         try:
             store = _store(self.metadata_path)
-            executions = [e for e in store.get_executions() if e.id > self.after_id]
+            executions = [e for e in _newest_executions(store, _NEWEST) if e.id > self.after_id]
         except Exception:  # database not created yet, or busy: try again later
             return
         for execution in sorted(executions, key=lambda e: e.id):
