@@ -18,6 +18,9 @@ An experiment file (YAML or JSON) has these keys; only `data` is required:
     eval_steps: 100
     cluster_figure_variant: sitn       # whose stage-1 clusters Figure 3 shows
     report_dir: docs/results/...       # optional: copy the report files here
+    share_transform_with: runs/experiments/amazon_books_movies
+                                       # optional: reuse another experiment's
+                                       # Transform (same data and `transform`)
 
 Relative paths in `data` and `report_dir` are relative to the repository root,
 so a config runs the same from any working directory.
@@ -103,6 +106,7 @@ DEFAULTS: dict[str, Any] = {
     "cluster_figure_variant": "sitn",
     "report_dir": None,
     "beam_args": [],
+    "share_transform_with": None,
 }
 
 
@@ -179,6 +183,8 @@ def validate(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
         raise ValueError(f"{source}: `cluster_figure_variant` must be a pretrained variant")
     if config["report_dir"]:
         config["report_dir"] = _resolve(str(config["report_dir"]))
+    if config["share_transform_with"]:
+        config["share_transform_with"] = _resolve(str(config["share_transform_with"]))
     return config
 
 

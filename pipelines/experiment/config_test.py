@@ -71,3 +71,20 @@ def test_bad_configs_name_file_and_key(tmp_path, text, message):
 
 def test_seed_count_expands(tmp_path):
     assert config_lib.load(_write(tmp_path, "data: {dir: d}\nseeds: 3\n"))["seeds"] == [1, 2, 3]
+
+
+def test_shared_transform_path_is_resolved_from_the_repository(tmp_path):
+    config = config_lib.load(
+        _write(tmp_path, "data: {dir: d}\nshare_transform_with: runs/experiments/x\n")
+    )
+    assert config["share_transform_with"] == f"{defaults.REPO_ROOT}/runs/experiments/x"
+
+
+def test_every_committed_experiment_config_loads():
+    import glob
+
+    paths = glob.glob(f"{defaults.REPO_ROOT}/experiments/**/*.yaml", recursive=True)
+    assert len(paths) >= 3
+    for path in paths:
+        config = config_lib.load(path)
+        assert config["variants"] and config["seeds"]

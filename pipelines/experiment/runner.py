@@ -496,7 +496,9 @@ def run(
     wall_start = time.monotonic()
 
     data = prepare_data(config, output)
-    uris = run_transform(config, data, output)
+    # Another experiment's Transform (same data, same `transform`) is a cache
+    # hit in its metadata store: studies on the same data skip the Transform.
+    uris = run_transform(config, data, config["share_transform_with"] or output)
     known_items = train_target_items(data)
 
     chosen = [v for v in config_lib.VARIANTS if v.name in config["variants"]]
