@@ -86,10 +86,8 @@ DEFAULT_RUN = {
 }
 
 
-def load_config(path: str | None) -> dict[str, Any]:
-    config = json.loads(json.dumps(DEFAULT_RUN))
-    if not path:
-        return config
+def read_mapping(path: str) -> dict[str, Any]:
+    """A YAML (`.yaml`/`.yml`) or JSON file that must hold a mapping; empty YAML is `{}`."""
     with open(path) as f:
         text = f.read()
     if path.endswith((".yaml", ".yml")):
@@ -100,6 +98,14 @@ def load_config(path: str | None) -> dict[str, Any]:
         given = json.loads(text)
     if not isinstance(given, dict):
         raise ValueError(f"{path}: the config must be a mapping, got {type(given).__name__}")
+    return given
+
+
+def load_config(path: str | None) -> dict[str, Any]:
+    config = json.loads(json.dumps(DEFAULT_RUN))
+    if not path:
+        return config
+    given = read_mapping(path)
     unknown = sorted(set(given) - set(DEFAULT_RUN))
     if unknown:
         raise ValueError(f"{path}: unknown key(s) {unknown}; known: {sorted(DEFAULT_RUN)}")

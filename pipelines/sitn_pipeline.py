@@ -122,7 +122,8 @@ def create_pipeline(
         anomalies_gate,
         transform,
     ]
-    if transform_only:
+
+    def pipeline(components: list[Any]) -> tfx.dsl.Pipeline:
         return tfx.dsl.Pipeline(
             pipeline_name=pipeline_name,
             pipeline_root=pipeline_root,
@@ -131,6 +132,9 @@ def create_pipeline(
             beam_pipeline_args=list(beam_pipeline_args or ()),
             enable_cache=enable_cache,
         )
+
+    if transform_only:
+        return pipeline(components)
 
     def trainer(run_fn: str, steps: int, base_model=None) -> tfx.components.Trainer:
         return tfx.components.Trainer(
@@ -171,15 +175,7 @@ def create_pipeline(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
         ),
     )
-    components += [finetune, baseline, evaluator, pusher]
-    return tfx.dsl.Pipeline(
-        pipeline_name=pipeline_name,
-        pipeline_root=pipeline_root,
-        components=components,
-        metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=list(beam_pipeline_args or ()),
-        enable_cache=enable_cache,
-    )
+    return pipeline([*components, finetune, baseline, evaluator, pusher])
 
 
 def main(argv: Sequence[str] | None = None, default_runner: str = "local") -> int:

@@ -30,11 +30,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import os
 from typing import Any
 
 from pipelines import defaults
+from pipelines.runner import read_mapping
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,16 +117,7 @@ def _resolve(path: str) -> str:
 
 def load(path: str) -> dict[str, Any]:
     """Reads and validates an experiment file; errors name the file and key."""
-    with open(path) as f:
-        text = f.read()
-    if path.endswith((".yaml", ".yml")):
-        import yaml
-
-        given = yaml.safe_load(text) or {}
-    else:
-        given = json.loads(text)
-    if not isinstance(given, dict):
-        raise ValueError(f"{path}: the experiment config must be a mapping")
+    given = read_mapping(path)
     unknown = sorted(set(given) - set(DEFAULTS))
     if unknown:
         raise ValueError(f"{path}: unknown key(s) {unknown}; known: {sorted(DEFAULTS)}")

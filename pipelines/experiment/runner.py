@@ -278,36 +278,35 @@ def run_one(
         "seed": int(seed),
         "config": custom_config,
     }
-    base_model = None
-    if variant.pretrains:
+
+    def stage(run_fn, name: str, steps: int, base_model: str | None):
+        """One Trainer's `run_fn` in a fresh Keras session; returns its FnArgs and seconds."""
         keras.backend.clear_session()
         args = _fn_args(
             uris,
             custom_config,
-            os.path.join(run_dir, "pretrain"),
-            config["pretrain_steps"],
+            os.path.join(run_dir, name),
+            steps,
             config["eval_steps"],
-            None,
+            base_model,
         )
         start = time.monotonic()
-        pretrain_trainer.run_fn(args)
-        record["pretrain_seconds"] = round(time.monotonic() - start, 2)
+        run_fn(args)
+        return args, round(time.monotonic() - start, 2)
+
+    base_model = None
+    if variant.pretrains:
+        args, record["pretrain_seconds"] = stage(
+            pretrain_trainer.run_fn, "pretrain", config["pretrain_steps"], None
+        )
         record["pretrain_steps"] = int(config["pretrain_steps"])
-        history = _read_json(os.path.join(args.serving_model_dir, "history.json"))
-        record["pretrain_history"] = history
+        record["pretrain_history"] = _read_json(
+            os.path.join(args.serving_model_dir, "history.json")
+        )
         base_model = args.serving_model_dir
-    keras.backend.clear_session()
-    args = _fn_args(
-        uris,
-        custom_config,
-        os.path.join(run_dir, "finetune"),
-        config["train_steps"],
-        config["eval_steps"],
-        base_model,
+    args, record["finetune_seconds"] = stage(
+        finetune_trainer.run_fn, "finetune", config["train_steps"], base_model
     )
-    start = time.monotonic()
-    finetune_trainer.run_fn(args)
-    record["finetune_seconds"] = round(time.monotonic() - start, 2)
     summary = _read_json(os.path.join(args.model_run_dir, "training_summary.json"))
     val_auc = summary["history"].get("val_auc", [])
     record.update(
