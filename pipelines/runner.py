@@ -19,12 +19,13 @@ was interrupted re-runs only what had not finished.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pipelines import defaults
@@ -143,7 +144,7 @@ _KNOWN_NOISE = (
 )
 
 
-class QuietAbslInfo(logging.Filter):
+class _QuietAbslInfo(logging.Filter):
     """Keeps TFX's INFO chatter (pipeline protos, Beam plans) off the console."""
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -152,6 +153,20 @@ class QuietAbslInfo(logging.Filter):
         return record.levelno >= logging.WARNING and not record.getMessage().startswith(
             _KNOWN_NOISE
         )
+
+
+@contextlib.contextmanager
+def quiet_absl_info() -> Iterator[None]:
+    """`_QuietAbslInfo` on the root logger's handlers while a pipeline runs."""
+    quiet = _QuietAbslInfo()
+    handlers = list(logging.getLogger().handlers)
+    for handler in handlers:
+        handler.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(quiet)
 
 
 def run(args: argparse.Namespace, beam_args: Sequence[str] = ()) -> dict[str, Any]:
@@ -215,20 +230,16 @@ def run(args: argparse.Namespace, beam_args: Sequence[str] = ()) -> dict[str, An
 
     from pipelines.progress import ProgressMonitor
 
-    quiet = QuietAbslInfo()
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(quiet)
     print(f"[sitn] pipeline '{name}' ({args.runner} runner) on {data}", flush=True)
     os.makedirs(os.path.dirname(metadata_path), exist_ok=True)
     monitor = ProgressMonitor(metadata_path, name)
     monitor.start()
     start = time.monotonic()
     try:
-        dag_runner.run(pipeline)
+        with quiet_absl_info():
+            dag_runner.run(pipeline)
     finally:
         monitor.stop()
-        for handler in logging.getLogger().handlers:
-            handler.removeFilter(quiet)
     wall = time.monotonic() - start
 
     from pipelines import run_summary

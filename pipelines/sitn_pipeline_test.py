@@ -145,3 +145,32 @@ def test_kubeflow_v2_compile(tmp_path):
         if "container" in e
     }
     assert images == {"registry.example/sitn-tf:test"}
+
+
+def test_quiet_absl_info_filters_only_while_active():
+    import logging
+
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    handler = Keep()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    absl = logging.getLogger("absl")
+    try:
+        with runner.quiet_absl_info():
+            absl.error("kept: a warning or worse")
+            absl.handle(absl.makeRecord("absl", logging.INFO, "f", 1, "dropped info", (), None))
+            absl.handle(
+                absl.makeRecord(
+                    "absl", logging.WARNING, "f", 1, f"{runner._KNOWN_NOISE[0]}: x", (), None
+                )
+            )
+        absl.handle(absl.makeRecord("absl", logging.INFO, "f", 1, "after: kept", (), None))
+    finally:
+        root.removeHandler(handler)
+    assert records == ["kept: a warning or worse", "after: kept"]
+    assert not handler.filters

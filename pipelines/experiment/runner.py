@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import gc
 import json
-import logging
 import os
 import shutil
 import subprocess
@@ -42,8 +41,6 @@ import numpy as np
 
 from pipelines import defaults
 from pipelines.experiment import config as config_lib
-
-logger = logging.getLogger("sitn_tf.experiment")
 
 REPORT_FILES = ("results.json", "results.md", "auc.png", "clusters_tsne.png", "clusters.json")
 RESULT_FILE = "result.json"
@@ -143,18 +140,11 @@ def run_transform(config: dict[str, Any], data: str, output: str) -> dict[str, s
         beam_pipeline_args=sitn_pipeline.merge_beam_args(config["beam_args"]),
         transform_only=True,
     )
-    from pipelines.runner import QuietAbslInfo
+    from pipelines.runner import quiet_absl_info
 
-    quiet = QuietAbslInfo()
-    handlers = logging.getLogger().handlers
-    for handler in handlers:
-        handler.addFilter(quiet)
     start = time.monotonic()
-    try:
+    with quiet_absl_info():
         tfx.orchestration.LocalDagRunner().run(pipeline)
-    finally:
-        for handler in handlers:
-            handler.removeFilter(quiet)
     summary = run_summary.summarize(metadata_path, name)
     states = {node: info["state"] for node, info in summary["components"].items()}
     outputs = summary["artifacts"].get("Transform", {})
