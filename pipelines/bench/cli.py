@@ -7,6 +7,7 @@ imported only when a command runs, so `sitn-tf --help` stays fast.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 from typing import Any
 
@@ -140,7 +141,7 @@ def register(groups: Any) -> None:
     train.add_argument(
         "--items_per_domain", type=_positive_int, help="Synthetic items per domain (1000)."
     )
-    train.set_defaults(run=_run_train, user_errors=(FileNotFoundError, ValueError))
+    train.set_defaults(run=_runner("train"), user_errors=(FileNotFoundError, ValueError))
 
     serve = commands.add_parser(
         "serve",
@@ -170,7 +171,7 @@ def register(groups: Any) -> None:
     serve.add_argument(
         "--latency_calls", type=_positive_int, help="Batch-1 calls for percentiles (1000)."
     )
-    serve.set_defaults(run=_run_serve, user_errors=(FileNotFoundError, ValueError))
+    serve.set_defaults(run=_runner("serve"), user_errors=(FileNotFoundError, ValueError))
 
     data = commands.add_parser(
         "data",
@@ -189,7 +190,7 @@ def register(groups: Any) -> None:
     data.add_argument("--scales", type=_ints, help="Synthetic scales (default 1,4,16).")
     data.add_argument("--base_users", type=_positive_int, help="Synthetic users at scale 1 (1000).")
     data.add_argument("--repeats", type=_positive_int, help="Conversions per input (3).")
-    data.set_defaults(run=_run_data, user_errors=(FileNotFoundError, ValueError))
+    data.set_defaults(run=_runner("data"), user_errors=(FileNotFoundError, ValueError))
 
     pipeline = commands.add_parser(
         "pipeline",
@@ -211,7 +212,7 @@ def register(groups: Any) -> None:
         help="Run the pipeline on the embedded synthetic dataset (uncached, in WORKDIR) "
         "and report it.",
     )
-    pipeline.set_defaults(run=_run_pipeline, user_errors=(FileNotFoundError, ValueError))
+    pipeline.set_defaults(run=_runner("pipeline"), user_errors=(FileNotFoundError, ValueError))
 
 
 def _output(args: argparse.Namespace, name: str) -> None:
@@ -221,37 +222,14 @@ def _output(args: argparse.Namespace, name: str) -> None:
         )
 
 
-def _run_train(args: argparse.Namespace) -> int:
-    from pipelines.bench import train
+def _runner(name: str):
+    """The `run` of `sitn-tf bench NAME`: imports `pipelines.bench.NAME` only when it runs."""
 
-    _output(args, "train")
-    train.run(args)
-    print(f"[bench train] report: {args.output}")
-    return 0
+    def run(args: argparse.Namespace) -> int:
+        module = importlib.import_module(f"pipelines.bench.{name}")
+        _output(args, name)
+        module.run(args)
+        print(f"[bench {name}] report: {args.output}")
+        return 0
 
-
-def _run_serve(args: argparse.Namespace) -> int:
-    from pipelines.bench import serve
-
-    _output(args, "serve")
-    serve.run(args)
-    print(f"[bench serve] report: {args.output}")
-    return 0
-
-
-def _run_data(args: argparse.Namespace) -> int:
-    from pipelines.bench import data
-
-    _output(args, "data")
-    data.run(args)
-    print(f"[bench data] report: {args.output}")
-    return 0
-
-
-def _run_pipeline(args: argparse.Namespace) -> int:
-    from pipelines.bench import pipeline
-
-    _output(args, "pipeline")
-    pipeline.run(args)
-    print(f"[bench pipeline] report: {args.output}")
-    return 0
+    return run
