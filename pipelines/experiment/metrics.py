@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import scipy.stats
 
 # Keras' BinaryCrossentropy clips probabilities to [eps, 1 - eps] with this eps.
 _EPSILON = 1e-7
@@ -21,14 +22,8 @@ def auc(labels: np.ndarray, scores: np.ndarray) -> float:
     negatives = labels.size - positives
     if positives == 0 or negatives == 0:
         return float("nan")
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(scores.size, dtype=np.float64)
-    sorted_scores = scores[order]
     # Average ranks over tied scores.
-    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
-    ends = np.r_[starts[1:], scores.size]
-    for start, end in zip(starts, ends, strict=True):
-        ranks[order[start:end]] = (start + end + 1) / 2.0
+    ranks = scipy.stats.rankdata(scores, method="average")
     rank_sum = ranks[labels].sum()
     return float((rank_sum - positives * (positives + 1) / 2.0) / (positives * negatives))
 
