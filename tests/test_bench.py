@@ -329,3 +329,36 @@ def test_quick_run_writes_positive_figures(kind, workdir):
         assert [r["input"] for r in report["results"]] == ["synthetic-x1", "synthetic-x2"]
         assert report["results"][1]["rows"] > report["results"][0]["rows"]
         assert all(r["instances"] > 0 for r in report["results"])
+
+
+@pytest.mark.slow
+def test_isolated_points_run_in_their_own_processes(workdir):
+    out = os.path.join(workdir, "train-isolated.json")
+    status = cli.main(
+        ["--log_level", "WARNING", "bench", "train", "--quick", "--isolate", "--models",
+         "din,input", "--workdir", str(workdir), "--output", out]
+    )  # fmt: skip
+    assert status == 0
+    with open(out) as f:
+        report = json.load(f)
+    _check_envelope(report, "train")
+    assert report["config"]["isolate"] is True
+    assert [r["model"] for r in report["results"]] == ["din", "input"]
+    for r in report["results"]:
+        assert r["median"] > 0 and r["peak_rss_bytes"] >= r["rss_at_start_bytes"] > 0
+    # A fresh process starts without this one's memory: TensorFlow and the
+    # harness alone, well below what this process holds after its points.
+    assert report["results"][0]["rss_at_start_bytes"] < common.rss_bytes()
+
+
+def test_a_failing_point_reports_its_exit_status_and_output(tmp_path):
+    from pipelines import train_lib
+
+    training = train_lib.training_config({"training": {}})
+    with pytest.raises(train.PointFailed) as caught:
+        train.measure_point_in_subprocess(
+            "din", TINY, str(tmp_path / "no-transform-here"), 8, False, training,
+            dict(train.QUICK),
+        )  # fmt: skip
+    assert caught.value.returncode != 0
+    assert "no-transform-here" in caught.value.output_tail

@@ -124,6 +124,12 @@ def register(groups: Any) -> None:
         help="Skip a point whose shortest measurement (2 warm-up steps + 3 windows) would "
         "take longer, extrapolated from a smaller batch (default 120).",
     )
+    train.add_argument(
+        "--isolate",
+        action=argparse.BooleanOptionalAction,
+        help="Run every point in a fresh process, so its peak RSS is its own "
+        "(default: on, off with --quick).",
+    )
     train.add_argument("--matmul_size", type=_positive_int, help="Peak matmul size (2048).")
     train.add_argument(
         "--config",
@@ -228,8 +234,13 @@ def _runner(name: str):
     def run(args: argparse.Namespace) -> int:
         module = importlib.import_module(f"pipelines.bench.{name}")
         _output(args, name)
-        module.run(args)
+        report = module.run(args)
         print(f"[bench {name}] report: {args.output}")
+        failed = report.get("failed", []) if isinstance(report, dict) else []
+        if failed:
+            # The report is complete for the other points; the status tells scripts.
+            print(f"[bench {name}] {len(failed)} point(s) failed; see `failed` in the report")
+            return 1
         return 0
 
     return run

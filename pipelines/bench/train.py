@@ -19,15 +19,26 @@ achieved GFLOP/s (analytic FLOPs, `pipelines.bench.flops`) and its share of
 the matmul peak measured in the same run, and the peak RSS while the point
 ran. Models `input` and `input_stage1` time the stage-2 and stage-1 tf.data
 pipelines alone (no model), to show whether training is input-bound.
+
+Isolation: by default (not with `--quick`) every point runs in a fresh
+Python process (`python -m pipelines.bench.train REQUEST RESULT`). TensorFlow's
+and the C allocator's freed memory stays in a process, so in one long-lived
+process a point's peak RSS would carry what earlier, bigger points left
+behind; a fresh process measures each point alone. A point whose process
+fails (e.g. killed for memory) is listed under `failed` and the sweep goes on.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import logging
 import math
 import os
+import subprocess
+import sys
+import tempfile
 import time
 from typing import Any
 
@@ -290,6 +301,81 @@ def measure_point(
     return point
 
 
+# Kept from a failed point's output: enough for the error, not the whole log.
+_FAILURE_TAIL_CHARS = 2000
+
+
+def measure_point_in_subprocess(
+    kind: str,
+    config,
+    transform_dir: str,
+    batch_size: int,
+    jit_compile: bool | None,
+    training: dict[str, Any],
+    settings: dict[str, Any],
+) -> dict[str, Any]:
+    """`measure_point` in a fresh Python process; see "Isolation" above.
+
+    Raises `PointFailed` (with the process's exit status and the tail of its
+    output) when the process does not write its result.
+    """
+    request = {
+        "kind": kind,
+        "config": config.to_dict(),
+        "transform_dir": transform_dir,
+        "batch_size": batch_size,
+        "jit_compile": jit_compile,
+        "training": training,
+        "settings": settings,
+    }
+    with tempfile.TemporaryDirectory(prefix="sitn-bench-point-") as tmp:
+        request_path = os.path.join(tmp, "request.json")
+        result_path = os.path.join(tmp, "point.json")
+        with open(request_path, "w") as f:
+            json.dump(request, f)
+        process = subprocess.run(
+            [sys.executable, "-m", "pipelines.bench.train", request_path, result_path],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            check=False,
+        )
+        if process.returncode != 0 or not os.path.exists(result_path):
+            raise PointFailed(process.returncode, process.stdout[-_FAILURE_TAIL_CHARS:])
+        with open(result_path) as f:
+            return json.load(f)
+
+
+class PointFailed(RuntimeError):
+    def __init__(self, returncode: int, output_tail: str):
+        super().__init__(f"exit status {returncode}")
+        self.returncode = returncode
+        self.output_tail = output_tail
+
+
+def _point_main(argv: list[str]) -> int:
+    """Child side of `measure_point_in_subprocess`: REQUEST.json -> RESULT.json."""
+    if len(argv) != 2:
+        print("usage: python -m pipelines.bench.train REQUEST.json RESULT.json", file=sys.stderr)
+        return 2
+    from sitn_tf.models import SITNConfig
+
+    with open(argv[0]) as f:
+        request = json.load(f)
+    point = measure_point(
+        request["kind"],
+        SITNConfig.from_dict(request["config"]),
+        request["transform_dir"],
+        request["batch_size"],
+        request["jit_compile"],
+        request["training"],
+        request["settings"],
+    )
+    with open(argv[1], "w") as f:
+        json.dump(point, f)
+    return 0
+
+
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     base = dict(QUICK if args.quick else FULL)
     for key in base:
@@ -314,6 +400,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.quick:
         model_settings.update(QUICK_MODEL)
     xla = args.xla or ("off" if args.quick else "both")
+    isolate = (not args.quick) if args.isolate is None else args.isolate
     workdir = os.path.abspath(args.workdir)
     report = common.new_report(
         "train",
@@ -322,6 +409,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "quick": args.quick,
             "models": list(models),
             "xla": xla,
+            "isolate": isolate,
             "model_config": model_settings,
             "training": training,
             "run_config_file": args.config,
@@ -379,9 +467,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             flush=True,
                         )
                         continue
-                    point = measure_point(
-                        kind, config, transform_dir, batch_size, jit, training, settings
-                    )
+                    measure = measure_point_in_subprocess if isolate else measure_point
+                    try:
+                        point = measure(
+                            kind, config, transform_dir, batch_size, jit, training, settings
+                        )
+                    except PointFailed as error:
+                        failed = {
+                            "model": kind,
+                            "batch_size": batch_size,
+                            "max_seq_len": seq_len,
+                            "jit_compile": jit,
+                            "returncode": error.returncode,
+                            "output_tail": error.output_tail,
+                        }
+                        report.setdefault("failed", []).append(failed)
+                        print(
+                            f"[bench train] FAILED {kind} batch {batch_size} seq {seq_len} "
+                            f"XLA {_XLA_LABEL[jit]}: its process exited with status "
+                            f"{error.returncode}; last output:\n{error.output_tail}",
+                            flush=True,
+                        )
+                        common.finish_report(report, args.output)
+                        continue
                     if kind not in INPUTS:
                         point["fraction_of_peak"] = point["achieved_gflops"] / peak["gflops"]
                     report["results"].append(point)
@@ -506,6 +614,12 @@ def format_results(report: dict[str, Any]) -> str:
             f"{skipped['max_seq_len']} XLA {_XLA_LABEL[skipped['jit_compile']]}: "
             f"{skipped['reason']}"
         )
+    for failed in report.get("failed", []):
+        lines.append(
+            f"FAILED: {failed['model']} batch {failed['batch_size']} seq "
+            f"{failed['max_seq_len']} XLA {_XLA_LABEL[failed['jit_compile']]}: exit status "
+            f"{failed['returncode']}"
+        )
     r = report.get("ratios", {})
     if r.get("sitn_over_din"):
         lines.append("")
@@ -529,3 +643,7 @@ def format_results(report: dict[str, Any]) -> str:
             )
         )  # fmt: skip
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(_point_main(sys.argv[1:]))
