@@ -142,6 +142,32 @@ def test_ratios_pair_matching_points():
     ]
 
 
+def test_summary_grids_lay_out_medians_and_ratios():
+    def point(model, batch, seq, jit, median, **extra):
+        return {"model": model, "batch_size": batch, "max_seq_len": seq,
+                "jit_compile": jit, "median": median, **extra}  # fmt: skip
+
+    results = [
+        point("stage2", 256, 50, False, 100.0, fraction_of_peak=0.2, peak_rss_bytes=2**30),
+        point("stage2", 256, 100, False, 40.0, fraction_of_peak=0.1, peak_rss_bytes=2**31),
+        point("stage2", 256, 50, True, 150.0),
+        point("din", 256, 50, False, 400.0),
+        point("din", 256, 100, False, 200.0),
+        point("input", 256, 50, None, 1e5),
+    ]
+    headers, rows = train.grid(results, train._median(False))
+    assert headers == ["model", "batch", "seq 50", "seq 100"]
+    assert rows == [["stage2", 256, 100.0, 40.0], ["din", 256, 400.0, 200.0]]
+    xla = train._ratio(lambda m, b, s: (m, b, s, True), lambda m, b, s: (m, b, s, False))
+    assert train.grid(results, xla)[1] == [["stage2", 256, 1.5, "-"]]
+    text = train.summary_tables({"results": results})
+    # SITN/DIN: 100/400 and 40/200; RSS in MiB; input rows of their own.
+    assert "| stage2 |   256 |   0.25 |     0.2 |" in text
+    assert "| stage2 |   256 |  1,024 |   2,048 |" in text
+    assert "| input |   256 | 100,000 | -       |" in text
+    assert "XLA on / off" in text and "SITN stage 2 / DIN, XLA on:" not in text
+
+
 def test_skip_prediction_extrapolates_from_the_largest_smaller_batch():
     measured = [
         {"model": "stage2", "batch_size": 256, "max_seq_len": 200, "jit_compile": False,

@@ -499,6 +499,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report["ratios"] = ratios(report["results"])
     common.finish_report(report, args.output)
     print(format_results(report))
+    print()
+    print(summary_tables(report))
     return report
 
 
@@ -570,6 +572,85 @@ def ratios(results: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
                 }
             )
     return {"sitn_over_din": sitn_din, "xla_on_over_off": xla}
+
+
+def grid(
+    results: list[dict[str, Any]],
+    value,
+    *,
+    models: tuple[str, ...] = flops_lib.MODELS,
+) -> tuple[list[str], list[list[Any]]]:
+    """(headers, rows) of one figure laid out as rows (model, batch) x columns seq.
+
+    `value(point_by_key, model, batch, seq)` returns the cell or None ("-");
+    `point_by_key` maps (model, batch, seq, jit_compile) to the point.
+    """
+    by_key = {(p["model"], p["batch_size"], p["max_seq_len"], p["jit_compile"]): p
+              for p in results}  # fmt: skip
+    seqs = sorted({p["max_seq_len"] for p in results})
+    batches = sorted({p["batch_size"] for p in results})
+    rows = []
+    for model in models:
+        for batch in batches:
+            cells = [value(by_key, model, batch, seq) for seq in seqs]
+            if any(c is not None for c in cells):
+                rows.append([model, batch, *("-" if c is None else c for c in cells)])
+    return ["model", "batch", *(f"seq {s}" for s in seqs)], rows
+
+
+def _median(jit: bool):
+    def value(by_key, model, batch, seq):
+        point = by_key.get((model, batch, seq, jit))
+        return None if point is None else point["median"]
+
+    return value
+
+
+def _field(jit: bool, key: str, scale=lambda v: v):
+    def value(by_key, model, batch, seq):
+        point = by_key.get((model, batch, seq, jit))
+        return None if point is None or key not in point else scale(point[key])
+
+    return value
+
+
+def _ratio(numerator, denominator):
+    def value(by_key, model, batch, seq):
+        top, bottom = numerator(model, batch, seq), denominator(model, batch, seq)
+        if top not in by_key or bottom not in by_key:
+            return None
+        return by_key[top]["median"] / by_key[bottom]["median"]
+
+    return value
+
+
+def summary_tables(report: dict[str, Any]) -> str:
+    """The sweep as grids (rows model x batch, columns max_seq_len): throughput
+    with XLA off and on, XLA on/off, SITN stage 2 / DIN, share of the matmul
+    peak and peak RSS (XLA off)."""
+    results = report["results"]
+    trained = (flops_lib.STAGE1, flops_lib.STAGE2, flops_lib.DIN)
+    sections = [
+        ("examples/s, XLA off", _median(False), trained),
+        ("examples/s, XLA on", _median(True), trained),
+        ("XLA on / off", _ratio(lambda m, b, s: (m, b, s, True),
+                                lambda m, b, s: (m, b, s, False)), trained),
+        ("SITN stage 2 / DIN, XLA off",
+         _ratio(lambda m, b, s: (flops_lib.STAGE2, b, s, False),
+                lambda m, b, s: (flops_lib.DIN, b, s, False)), (flops_lib.STAGE2,)),
+        ("SITN stage 2 / DIN, XLA on",
+         _ratio(lambda m, b, s: (flops_lib.STAGE2, b, s, True),
+                lambda m, b, s: (flops_lib.DIN, b, s, True)), (flops_lib.STAGE2,)),
+        ("achieved / peak GFLOP/s, XLA off", _field(False, "fraction_of_peak"), trained),
+        ("peak RSS MiB, XLA off", _field(False, "peak_rss_bytes", common.mib), trained),
+        ("examples/s, input pipeline alone", _median(None), INPUTS),
+    ]  # fmt: skip
+    text = []
+    for title, value, models in sections:
+        headers, rows = grid(results, value, models=models)
+        if rows:
+            text += [f"{title}:", "", common.format_table(headers, rows), ""]
+    return "\n".join(text).rstrip()
 
 
 def format_results(report: dict[str, Any]) -> str:
