@@ -35,6 +35,7 @@ def build_model(config, training: dict) -> keras.Model:
         optimizer=keras.optimizers.Adam(float(training["learning_rate"])),
         loss=keras.losses.BinaryCrossentropy(),
         metrics=[keras.metrics.AUC(name="auc"), keras.metrics.BinaryCrossentropy(name="logloss")],
+        jit_compile=training["jit_compile"],
     )
     return model
 

@@ -40,6 +40,16 @@ def _pretraining_pair(x: dict[str, tf.Tensor]) -> tf.Tensor:
     return tf.logical_and(tf.equal(x[F.LABEL], 1), has_history)
 
 
+def build_model(config, training: dict) -> keras.Model:
+    """`SITNPretrainer` compiled as this Trainer trains it (Adam, `L_ssl` from the model)."""
+    model = SITNPretrainer(config)
+    model.compile(
+        optimizer=keras.optimizers.Adam(float(training["pretrain_learning_rate"])),
+        jit_compile=training["pretrain_jit_compile"],
+    )
+    return model
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     config = train_lib.model_config(fn_args.custom_config, tf_transform_output)
@@ -62,8 +72,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     epochs, steps_per_epoch = train_lib.epochs_for(fn_args.train_steps, training)
     strategy = train_lib.distribution_strategy(training["distribution"])
     with strategy.scope():
-        model = SITNPretrainer(config)
-        model.compile(optimizer=keras.optimizers.Adam(float(training["pretrain_learning_rate"])))
+        model = build_model(config, training)
     history = model.fit(
         dataset(fn_args.train_files, shuffle=True),
         epochs=epochs,

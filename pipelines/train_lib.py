@@ -41,6 +41,12 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     # strategy; or "default" / "mirrored".
     "distribution": "auto",
     "model": "sitn",  # or "din" (the target-only baseline)
+    # XLA for stage 2 / DIN and for stage 1: "auto" (Keras' choice: off on a
+    # CPU-only host, on with a GPU), true or false. Separate because they
+    # disagree: on CPU, XLA is 1.1-1.5x for stage 2 at large batches but
+    # 10x slower for stage 1 (docs/benchmarks.md).
+    "jit_compile": "auto",
+    "pretrain_jit_compile": "auto",
 }
 
 
@@ -58,6 +64,10 @@ def training_config(custom_config: dict[str, Any] | None) -> dict[str, Any]:
             raise ValueError(f"`training.{key}` must be >= 1, got {config[key]}")
     if config["model"] not in ("sitn", "din"):
         raise ValueError(f"`training.model` must be 'sitn' or 'din', got {config['model']!r}")
+    for key in ("jit_compile", "pretrain_jit_compile"):
+        # `is`, not `in`: 1 == True would let a number through.
+        if not (config[key] == "auto" or config[key] is True or config[key] is False):
+            raise ValueError(f"`training.{key}` must be auto, true or false, got {config[key]!r}")
     return config
 
 

@@ -16,7 +16,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
 
-from pipelines import pretrain_trainer, train_lib
+from pipelines import finetune_trainer, pretrain_trainer, train_lib
 from sitn_tf import features as F
 
 SEQ_LEN = 4
@@ -168,3 +168,44 @@ def test_keep_must_return_a_batch_mask(transformed):
         train_lib.transformed_dataset(
             pattern, output, 8, shuffle=False, seed=0, repeat=False, keep=whole_batch
         )
+
+
+# ------------------------------------------------------------ XLA settings
+
+
+@pytest.mark.parametrize("key", ["jit_compile", "pretrain_jit_compile"])
+@pytest.mark.parametrize("value", ["yes", 1, 0, None, "on"])
+def test_jit_settings_reject_anything_but_auto_true_false(key, value):
+    with pytest.raises(ValueError, match=f"`training.{key}` must be auto, true or false"):
+        train_lib.training_config({"training": {key: value}})
+
+
+_TINY_MODEL = dict(
+    num_source_items=12, num_target_items=12, embedding_dim=8, num_heads=2, num_layers=1,
+    max_seq_len=4, granularities=(2, 3), top_k=2, multi_view_units=(8,),
+    attention_units=(8,), mlp_units=(8,),
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "build, key",
+    [
+        (lambda c, t: finetune_trainer.build_model(c, t), "jit_compile"),
+        (lambda c, t: finetune_trainer.build_model(c, {**t, "model": "din"}), "jit_compile"),
+        (lambda c, t: pretrain_trainer.build_model(c, t), "pretrain_jit_compile"),
+    ],
+    ids=["sitn", "din", "stage1"],
+)
+def test_trainers_compile_with_their_own_jit_setting(build, key):
+    from sitn_tf.models import SITNConfig
+
+    config = SITNConfig(**_TINY_MODEL)
+    other = "pretrain_jit_compile" if key == "jit_compile" else "jit_compile"
+    for value, expected in ((True, True), (False, False)):
+        # The other stage's setting must not leak into this one.
+        training = train_lib.training_config({"training": {key: value, other: not value}})
+        assert build(config, training).jit_compile is expected
+    # "auto" is Keras' choice, which is off on a CPU-only host.
+    auto = build(config, train_lib.training_config({"training": {key: "auto"}}))
+    if not tf.config.list_logical_devices("GPU"):
+        assert auto.jit_compile is False

@@ -199,14 +199,11 @@ def _datasets(kind: str, transform_dir: str, batch_size: int, seed: int):
 def _build(kind: str, config, training: dict[str, Any]):
     import keras
 
-    from pipelines import finetune_trainer
-    from sitn_tf.models import SITNPretrainer
+    from pipelines import finetune_trainer, pretrain_trainer
 
     keras.utils.set_random_seed(int(training["seed"]))
     if kind == flops_lib.STAGE1:
-        model = SITNPretrainer(config)
-        model.compile(optimizer=keras.optimizers.Adam(float(training["pretrain_learning_rate"])))
-        return model
+        return pretrain_trainer.build_model(config, training)
     return finetune_trainer.build_model(
         config, {**training, "model": "din" if kind == flops_lib.DIN else "sitn"}
     )
@@ -463,7 +460,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         report.setdefault("skipped", []).append(skipped)
                         print(
                             f"[bench train] skipped {kind} batch {batch_size} seq "
-                            f"{seq_len}: {skipped['reason']}",
+                            f"{seq_len} XLA {_XLA_LABEL[jit]}: {skipped['reason']}",
                             flush=True,
                         )
                         continue
