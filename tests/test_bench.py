@@ -286,6 +286,113 @@ def test_pipeline_reports_a_summary_file(tmp_path, capsys):
     assert "Transform" in capsys.readouterr().out
 
 
+def _train_report(date, peak, results, **extra):
+    return {
+        "schema_version": common.SCHEMA_VERSION,
+        "benchmark": "train",
+        "machine": {"cpu": "cpu-x", "usable_cpus": 2, "date_utc": date,
+                    "load_average_at_start": [0.5, 0.5, 0.5], "load_average_at_end": None},
+        "versions": {"tensorflow": "2.21.0"},
+        "config": {"model_config": {"embedding_dim": 64}, "training": {"batch_size": 256},
+                   "data": "synthetic"},
+        "model_configs": {"200": {"max_seq_len": 200}},
+        "matmul_peak": {"gflops": peak},
+        "results": results,
+        **extra,
+    }  # fmt: skip
+
+
+def _train_point(model, batch, seq, jit, median, fraction=None):
+    point = {"model": model, "batch_size": batch, "max_seq_len": seq, "jit_compile": jit,
+             "median": median}  # fmt: skip
+    if fraction is not None:
+        point["fraction_of_peak"] = fraction
+    return point
+
+
+def _write(tmp_path, name, report):
+    path = tmp_path / name
+    path.write_text(json.dumps(report))
+    return str(path)
+
+
+def test_tables_merge_a_sweep_with_the_points_it_skipped(tmp_path, capsys):
+    skipped = {"model": "stage2", "batch_size": 4096, "max_seq_len": 200, "jit_compile": False,
+               "predicted_seconds": 226.0, "reason": "too slow"}  # fmt: skip
+    still_skipped = {**skipped, "model": "stage1", "jit_compile": True}
+    sweep = _train_report(
+        "2026-01-01T12:00:00Z",
+        120.0,
+        [
+            _train_point("stage2", 1024, 200, False, 90.0, fraction=0.13),
+            _train_point("din", 4096, 200, False, 1000.0, fraction=0.18),
+            _train_point("din", 1024, 200, False, 950.0, fraction=0.17),
+        ],
+        skipped=[skipped, still_skipped],
+    )
+    later = _train_report(
+        "2026-01-01T15:00:00Z",
+        100.0,
+        [
+            _train_point("stage2", 4096, 200, False, 75.0, fraction=0.12),
+            _train_point("din", 1024, 200, False, 900.0, fraction=0.16),
+        ],
+    )
+    first, second = _write(tmp_path, "sweep.json", sweep), _write(tmp_path, "later.json", later)
+    out = tmp_path / "merged.json"
+    assert cli.main(["bench", "tables", first, second, "--output", str(out)]) == 0
+    merged = json.loads(out.read_text())
+    by_key = {(p["model"], p["batch_size"], p["jit_compile"]): p for p in merged["results"]}
+    # The skipped point now has the later run's figures and that run's own share of peak.
+    assert by_key[("stage2", 4096, False)]["median"] == 75.0
+    assert by_key[("stage2", 4096, False)]["fraction_of_peak"] == 0.12
+    assert by_key[("stage2", 4096, False)]["source"]["matmul_peak_gflops"] == 100.0
+    # Measured twice: the later report wins, and the replacement is recorded.
+    assert by_key[("din", 1024, False)]["median"] == 900.0
+    assert merged["replaced"] == [
+        {"point": ["din", 1024, 200, False], "old": first, "kept": second}
+    ]
+    assert merged["skipped"] == [still_skipped]
+    # Ratios span the reports: 75 / 1000 and 90 / 900.
+    sitn_din = {x["batch_size"]: x["ratio"] for x in merged["ratios"]["sitn_over_din"]}
+    assert sitn_din == pytest.approx({1024: 0.1, 4096: 0.075})
+    # A later run that names the per-point XLA setting in its config still merges.
+    later["config"]["training"]["jit_compile"] = "auto"
+    _write(tmp_path, "later.json", later)
+    assert cli.main(["bench", "tables", first, second]) == 0
+    text = capsys.readouterr().out
+    assert "| stage2 | 4,096 |   75.00 |" in text
+    assert "skipped: stage1 batch 4096 seq 200 XLA on" in text
+    assert "measured twice: din batch 1024 seq 200 XLA off" in text
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        (lambda r: r["machine"].update(cpu="cpu-y"), "machine.cpu"),
+        (lambda r: r["versions"].update(tensorflow="2.20.0"), "versions"),
+        (lambda r: r["config"]["model_config"].update(embedding_dim=32), "config.model_config"),
+        (lambda r: r["model_configs"]["200"].update(max_seq_len=100), "max_seq_len 200"),
+        (lambda r: r["config"]["training"].update(batch_size=512), "config.training"),
+    ],
+)
+def test_tables_refuse_reports_of_different_experiments(tmp_path, capsys, change, field):
+    point = [_train_point("din", 256, 200, False, 1.0)]
+    other = _train_report("d", 1.0, point)
+    change(other)
+    a = _write(tmp_path, "a.json", _train_report("d", 1.0, point))
+    b = _write(tmp_path, "b.json", other)
+    assert cli.main(["bench", "tables", a, b]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot merge {a} and {b}" in err and field in err
+
+
+def test_tables_name_a_report_of_another_benchmark(tmp_path, capsys):
+    path = _write(tmp_path, "serve.json", {"benchmark": "serve", "results": []})
+    assert cli.main(["bench", "tables", path]) == 1
+    assert f"{path}: not a `bench train` report (benchmark: 'serve')" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------ smoke runs
 
 

@@ -1,4 +1,5 @@
-"""`sitn-tf bench {train,serve,data,pipeline}`: measure, print a table, write JSON.
+"""`sitn-tf bench {train,serve,data,pipeline}`: measure, print a table, write JSON;
+`sitn-tf bench tables`: merge `bench train` reports into one set of grids.
 
 Registered in `sitn_tf.cli.COMMAND_GROUPS`. TensorFlow, TFX and Beam are
 imported only when a command runs, so `sitn-tf --help` stays fast.
@@ -219,6 +220,29 @@ def register(groups: Any) -> None:
         "and report it.",
     )
     pipeline.set_defaults(run=_runner("pipeline"), user_errors=(FileNotFoundError, ValueError))
+
+    tables = commands.add_parser(
+        "tables",
+        help="One set of training grids from several `bench train` reports (e.g. a sweep "
+        "and a later run of the points it skipped).",
+        allow_abbrev=False,
+    )
+    tables.add_argument(
+        "reports",
+        nargs="+",
+        metavar="REPORT",
+        help="`bench train` JSON reports, earliest first; a point measured twice keeps "
+        "the later report's figures.",
+    )
+    tables.add_argument("--output", help="Write the merged report here as JSON.")
+    tables.set_defaults(run=_tables, user_errors=(FileNotFoundError, ValueError))
+
+
+def _tables(args: argparse.Namespace) -> int:
+    from pipelines.bench import tables
+
+    tables.run(args)
+    return 0
 
 
 def _output(args: argparse.Namespace, name: str) -> None:

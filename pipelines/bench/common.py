@@ -260,8 +260,12 @@ def new_report(
 def finish_report(report: dict[str, Any], path: str | None) -> None:
     """Stamps the end load average and writes `path` (folders created)."""
     report["machine"]["load_average_at_end"] = load_average()
-    if not path:
-        return
+    if path:
+        write_report(report, path)
+
+
+def write_report(report: dict[str, Any], path: str) -> None:
+    """Writes `report` as JSON to `path` atomically (folders created)."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     tmp = path + ".tmp"
