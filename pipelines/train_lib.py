@@ -44,7 +44,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     # XLA for stage 2 / DIN and for stage 1: "auto" (Keras' choice: off on a
     # CPU-only host, on with a GPU), true or false. Separate because they
     # disagree: on CPU, XLA is 1.1-1.5x for stage 2 at large batches but
-    # 10x slower for stage 1 (docs/benchmarks.md).
+    # 6-10x slower for stage 1 (docs/benchmarks.md).
     "jit_compile": "auto",
     "pretrain_jit_compile": "auto",
 }

@@ -51,10 +51,6 @@ def _comparable(where: str, key: str | None, report: dict[str, Any]) -> Any:
     return value
 
 
-def _key(entry: dict[str, Any]) -> tuple[str, int, int, bool | None]:
-    return (entry["model"], entry["batch_size"], entry["max_seq_len"], entry["jit_compile"])
-
-
 def load(path: str) -> dict[str, Any]:
     """A `bench train` report; errors name the file."""
     try:
@@ -119,7 +115,7 @@ def merge(reports: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
         }
         sources.append(source)
         for point in report["results"]:
-            key = _key(point)
+            key = train.point_key(point)
             if key in points:
                 replaced.append(
                     {"point": list(key), "old": points[key]["source"]["report"], "kept": path}
@@ -129,14 +125,15 @@ def merge(reports: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     for _, report in reports:
         for kind, entries in unmeasured.items():
             for entry in report.get(kind, []):
-                if _key(entry) not in points:
-                    entries[_key(entry)] = entry
+                key = train.point_key(entry)
+                if key not in points:
+                    entries[key] = entry
     first = reports[0][1]
     merged = {
         "schema_version": common.SCHEMA_VERSION,
         "benchmark": "train",
         "merged_from": [path for path, _ in reports],
-        "machine": dict(first["machine"]),
+        "machine": first["machine"],
         "versions": first["versions"],
         "config": first["config"],
         "model_configs": {
@@ -147,7 +144,7 @@ def merge(reports: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
         "matmul_peak": first["matmul_peak"],
         "sources": sources,
         "replaced": replaced,
-        "results": sorted(points.values(), key=lambda p: _order(_key(p))),
+        "results": sorted(points.values(), key=lambda p: _order(train.point_key(p))),
     }
     for kind, entries in unmeasured.items():
         if entries:
@@ -184,18 +181,14 @@ def format_merged(merged: dict[str, Any]) -> str:
         "",
     ]
     for item in merged["replaced"]:
-        model, batch, seq, jit = item["point"]
         lines.append(
-            f"measured twice: {model} batch {batch} seq {seq} XLA {train._XLA_LABEL[jit]}: "
+            f"measured twice: {train.point_label(item['point'])}: "
             f"kept {item['kept']}, dropped {item['old']}"
         )
     lines.append(train.summary_tables(merged))
     for kind in ("skipped", "failed"):
         for entry in merged.get(kind, []):
-            lines.append(
-                f"{kind}: {entry['model']} batch {entry['batch_size']} seq "
-                f"{entry['max_seq_len']} XLA {train._XLA_LABEL[entry['jit_compile']]}"
-            )
+            lines.append(f"{kind}: {train.point_label(train.point_key(entry))}")
     return "\n".join(lines)
 
 

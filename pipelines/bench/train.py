@@ -82,6 +82,19 @@ MIN_WINDOWS = 3
 _XLA_LABEL = {None: "-", True: "on", False: "off"}
 
 
+def point_key(entry: dict[str, Any]) -> tuple[str, int, int, bool | None]:
+    """What identifies a sweep point (measured, skipped or failed):
+    (model, batch_size, max_seq_len, jit_compile)."""
+    return (entry["model"], entry["batch_size"], entry["max_seq_len"], entry["jit_compile"])
+
+
+def point_label(key) -> str:
+    """A `point_key` (tuple or its JSON list) for messages, e.g.
+    `stage2 batch 4096 seq 200 XLA off`."""
+    model, batch, seq, jit = key
+    return f"{model} batch {batch} seq {seq} XLA {_XLA_LABEL[jit]}"
+
+
 def matmul_peak(size: int, *, windows: int, window_seconds: float) -> dict[str, Any]:
     """float32 GFLOP/s of a plain `tf.linalg.matmul` of two `size` x `size` matrices."""
     import tensorflow as tf
@@ -459,8 +472,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         }
                         report.setdefault("skipped", []).append(skipped)
                         print(
-                            f"[bench train] skipped {kind} batch {batch_size} seq "
-                            f"{seq_len} XLA {_XLA_LABEL[jit]}: {skipped['reason']}",
+                            f"[bench train] skipped {point_label(point_key(skipped))}: {skipped['reason']}",
                             flush=True,
                         )
                         continue
@@ -480,9 +492,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         }
                         report.setdefault("failed", []).append(failed)
                         print(
-                            f"[bench train] FAILED {kind} batch {batch_size} seq {seq_len} "
-                            f"XLA {_XLA_LABEL[jit]}: its process exited with status "
-                            f"{error.returncode}; last output:\n{error.output_tail}",
+                            f"[bench train] FAILED {point_label(point_key(failed))}: its process exited "
+                            f"with status {error.returncode}; last output:\n{error.output_tail}",
                             flush=True,
                         )
                         common.finish_report(report, args.output)
@@ -539,10 +550,7 @@ def _point_line(point: dict[str, Any]) -> str:
 
 def ratios(results: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """SITN/DIN throughput (stage 2 over DIN) and XLA on/off, per matching point."""
-    by_key = {
-        (p["model"], p["batch_size"], p["max_seq_len"], p["jit_compile"]): p["median"]
-        for p in results
-    }
+    by_key = {point_key(p): p["median"] for p in results}
     sitn_din, xla = [], []
 
     def order(item):
@@ -582,8 +590,7 @@ def grid(
     `value(point_by_key, model, batch, seq)` returns the cell or None ("-");
     `point_by_key` maps (model, batch, seq, jit_compile) to the point.
     """
-    by_key = {(p["model"], p["batch_size"], p["max_seq_len"], p["jit_compile"]): p
-              for p in results}  # fmt: skip
+    by_key = {point_key(p): p for p in results}
     seqs = sorted({p["max_seq_len"] for p in results})
     batches = sorted({p["batch_size"] for p in results})
     rows = []
@@ -687,16 +694,10 @@ def format_results(report: dict[str, Any]) -> str:
     )
     lines = [f"matmul peak: {peak:.1f} GFLOP/s", table]
     for skipped in report.get("skipped", []):
-        lines.append(
-            f"not measured: {skipped['model']} batch {skipped['batch_size']} seq "
-            f"{skipped['max_seq_len']} XLA {_XLA_LABEL[skipped['jit_compile']]}: "
-            f"{skipped['reason']}"
-        )
+        lines.append(f"not measured: {point_label(point_key(skipped))}: {skipped['reason']}")
     for failed in report.get("failed", []):
         lines.append(
-            f"FAILED: {failed['model']} batch {failed['batch_size']} seq "
-            f"{failed['max_seq_len']} XLA {_XLA_LABEL[failed['jit_compile']]}: exit status "
-            f"{failed['returncode']}"
+            f"FAILED: {point_label(point_key(failed))}: exit status {failed['returncode']}"
         )
     r = report.get("ratios", {})
     if r.get("sitn_over_din"):
