@@ -16,8 +16,8 @@ run:  ## the full SITN TFX pipeline on the embedded synthetic default dataset
 	$(IN_ENV) python pipelines/sitn_pipeline.py --default-data
 
 lint:  ## ruff
-	$(IN_ENV) ruff check sitn_tf pipelines tests
-	$(IN_ENV) ruff format --check sitn_tf pipelines tests
+	$(IN_ENV) ruff check sitn_tf pipelines sitn_tools tests
+	$(IN_ENV) ruff format --check sitn_tf pipelines sitn_tools tests
 
 lock:  ## re-resolve pyproject.toml into requirements.lock (then `make setup` rebuilds)
 	$(IN_ENV) sh scripts/relock > requirements.lock.new

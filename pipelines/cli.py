@@ -1,6 +1,6 @@
 """`sitn-tf pipeline ...`: run the TFX pipeline or compile it for Kubeflow V2.
 
-Registered in `sitn_tf.cli.COMMAND_GROUPS`; TFX is imported only when a
+Registered in `sitn_tools.cli.COMMAND_GROUPS`; TFX is imported only when a
 command runs, so `sitn_tf` itself never imports it.
 """
 

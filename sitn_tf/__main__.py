@@ -1,4 +1,7 @@
-"""`python -m sitn_tf ...` is the same as the `sitn-tf` command."""
+"""`python -m sitn_tf data ...`: the library's own commands (the converter).
+
+The full `sitn-tf` command is `python -m sitn_tools`.
+"""
 
 import sys
 

@@ -1,4 +1,9 @@
-"""The `sitn-tf` command line.
+"""Command-line machinery, and `python -m sitn_tf` (the library's own commands).
+
+The library's only command group is `data` (the converter). The full
+`sitn-tf` command, which adds the TFX pipeline, the experiments and the
+benchmarks, is `sitn_tools.cli`: it passes all groups to `main` here, so the
+library never imports the layers above it.
 
 Each command group (`sitn-tf data ...`, ...) lives in its own module exposing
 `register(groups)`, which adds one sub-parser to `groups` and sets defaults:
@@ -10,7 +15,7 @@ Each command group (`sitn-tf data ...`, ...) lives in its own module exposing
   * `user_errors` (optional): exception types that mean bad input or flags;
     they print as one-line errors (exit status 1) instead of tracebacks.
 
-To add a group, add its module to `COMMAND_GROUPS`. Group modules should
+To add a group, add its module to the `groups` given to `main`. Group modules should
 import heavy libraries inside `run`, so that `--help` stays fast.
 """
 
@@ -24,15 +29,10 @@ from collections.abc import Sequence
 
 import sitn_tf
 
-COMMAND_GROUPS: tuple[str, ...] = (
-    "sitn_tf.data.cli",
-    "pipelines.cli",
-    "pipelines.experiment.cli",
-    "pipelines.bench.cli",
-)
+LIBRARY_GROUPS: tuple[str, ...] = ("sitn_tf.data.cli",)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(groups_modules: Sequence[str] = LIBRARY_GROUPS) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sitn-tf",
         description=(
@@ -48,13 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="Log level of sitn_tf messages (other libraries log warnings).",
     )
     groups = parser.add_subparsers(dest="group", metavar="GROUP", required=True)
-    for module in COMMAND_GROUPS:
+    for module in groups_modules:
         importlib.import_module(module).register(groups)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: Sequence[str] | None = None, groups: Sequence[str] = LIBRARY_GROUPS) -> int:
+    parser = build_parser(groups)
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "pass_through", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

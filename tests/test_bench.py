@@ -15,10 +15,10 @@ import os
 import numpy as np
 import pytest
 
-from pipelines.bench import common, data, pipeline, train
-from pipelines.bench import flops as flops_lib
 from sitn_tf import cli
 from sitn_tf.models import SITNConfig
+from sitn_tools.bench import common, data, pipeline, train
+from sitn_tools.bench import flops as flops_lib
 
 # ---------------------------------------------------------------- arithmetic
 

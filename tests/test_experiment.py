@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from pipelines import defaults
-from pipelines.experiment import config as config_lib
+from sitn_tools.experiment import config as config_lib
 
 REPO = Path(defaults.REPO_ROOT)
 CONFIG = REPO / "experiments" / "synthetic.yaml"
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 def _experiment(output: Path, *extra: str) -> tuple[subprocess.CompletedProcess, float]:
     start = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "sitn_tf", "experiment", "--config", str(CONFIG)]
+        [sys.executable, "-m", "sitn_tools", "experiment", "--config", str(CONFIG)]
         + ["--output", str(output), *extra],
         capture_output=True,
         text=True,

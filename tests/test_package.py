@@ -22,9 +22,9 @@ def test_no_sitn_tf_module_imports_tfx():
 def test_importing_every_public_module_and_the_cli_loads_no_tfx():
     code = (
         "import sys, sitn_tf, sitn_tf.ops, sitn_tf.layers, sitn_tf.models, sitn_tf.data, "
-        "sitn_tf.features, sitn_tf.cli\n"
+        "sitn_tf.features, sitn_tf.cli, sitn_tools.cli\n"
         "from sitn_tf import SITNConfig, SITNPretrainer, SITNRanker, DIN\n"
-        "sitn_tf.cli.build_parser()\n"
+        "sitn_tf.cli.build_parser(); sitn_tools.cli.build_parser()\n"
         "print(sorted(m for m in sys.modules if m == 'tfx' or m.startswith('tfx.')))\n"
     )
     out = (

@@ -114,12 +114,12 @@ def test_command_groups_register_with_one_line(monkeypatch, capsys):
         parser.set_defaults(run=lambda args: calls.append(args.name) or 3)
 
     monkeypatch.setitem(sys.modules, "fake_group", types.SimpleNamespace(register=register))
-    monkeypatch.setattr(cli, "COMMAND_GROUPS", (*cli.COMMAND_GROUPS, "fake_group"))
-    assert cli.main(["hello", "--name", "x"]) == 3
+    groups = (*cli.LIBRARY_GROUPS, "fake_group")
+    assert cli.main(["hello", "--name", "x"], groups) == 3
     assert calls == ["x"]
     # Groups without pass_through do not swallow unknown options.
     with pytest.raises(SystemExit):
-        cli.main(["hello", "--name", "x", "--runner", "DirectRunner"])
+        cli.main(["hello", "--name", "x", "--runner", "DirectRunner"], groups)
     assert "unrecognized arguments: --runner DirectRunner" in capsys.readouterr().err
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from sitn_tf.ops import SIMILARITIES
 
 # Chosen by measurement on planted-signal data; numbers in the docstring of
-# `SITNConfig` (field `similarity`) and in `sitn_tf/models/similarity_study.py`.
+# `SITNConfig` (field `similarity`) and in `sitn_tools/studies/similarity_study.py`.
 DEFAULT_SIMILARITY = "cosine"
 DEFAULT_TEMPERATURE = 0.3
 
@@ -60,7 +60,7 @@ class SITNConfig:
         multi_view_units: hidden widths of the multi-view MLP.
         temperature: `tau` of both contrastive losses.
         similarity: `"dot"` (paper) or `"cosine"`. Defaults `"cosine"` and
-            `temperature=0.3`, measured with `sitn_tf/models/similarity_study.py`
+            `temperature=0.3`, measured with `sitn_tools/studies/similarity_study.py`
             (stage-2 test AUC after stage 1 on planted-signal data; mean over
             3 seeds at D=32, 2 seeds at D=64; a from-scratch ranker gets 0.51):
 

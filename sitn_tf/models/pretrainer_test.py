@@ -8,7 +8,6 @@ import tensorflow as tf
 from sitn_tf import features
 from sitn_tf import ops as sitn_ops
 from sitn_tf.models._testing import random_batch, tiny_config
-from sitn_tf.models.planted import make_planted_data
 from sitn_tf.models.pretrainer import SITNPretrainer
 
 
@@ -247,48 +246,3 @@ def test_bad_inputs_and_arguments():
         SITNPretrainer(config.replace(pretrain=False))
     with pytest.raises(ValueError, match="`top_k`"):
         SITNPretrainer({**config.to_dict(), "top_k": 9})
-
-
-def test_stage_1_lowers_loss_and_aligns_domains_on_planted_data():
-    data = make_planted_data(
-        num_users=1200,
-        num_topics=8,
-        items_per_topic=10,
-        max_seq_len=8,
-        cold_fraction=0.2,
-        labeled_fraction=0.5,
-        test_fraction=0.25,
-        seed=1,
-    )
-    config = tiny_config(
-        num_source_items=data.num_source_items,
-        num_target_items=data.num_target_items,
-        num_categories=0,
-        embedding_dim=16,
-        max_seq_len=8,
-        granularities=(4, 8),
-        top_k=2,
-        temperature=0.1,
-    )
-    keras.utils.set_random_seed(1)
-    model = SITNPretrainer(config)
-    model.compile(optimizer=keras.optimizers.Adam(3e-3))
-    before = model.evaluate(data.test_pairs, batch_size=300, verbose=0, return_dict=True)
-    dataset = (
-        tf.data.Dataset.from_tensor_slices(data.pairs).shuffle(2000, seed=1).repeat().batch(64)
-    )
-    model.fit(dataset, steps_per_epoch=200, epochs=1, verbose=0)
-    after = model.evaluate(data.test_pairs, batch_size=300, verbose=0, return_dict=True)
-    assert after["loss"] < 0.8 * before["loss"], (before, after)
-    assert after["loss_i2i"] < before["loss_i2i"]
-    # Held-out users: the nearest target instance to a source instance
-    # mostly belongs to a user with the same planted topic (chance: 1/8).
-    out = model(data.test_pairs)
-    both = _np(out["source_valid"]) & _np(out["target_valid"])
-    scores = _np(
-        sitn_ops.similarity_matrix(out["source_instance"], out["target_instance"], "cosine")
-    )
-    scores = scores[both][:, both]
-    np.fill_diagonal(scores, -np.inf)
-    topics = data.user_topics[-len(both) :][both]
-    assert np.mean(topics[scores.argmax(1)] == topics) > 0.5

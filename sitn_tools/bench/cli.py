@@ -1,7 +1,7 @@
 """`sitn-tf bench {train,serve,data,pipeline}`: measure, print a table, write JSON;
 `sitn-tf bench tables`: merge `bench train` reports into one set of grids.
 
-Registered in `sitn_tf.cli.COMMAND_GROUPS`. TensorFlow, TFX and Beam are
+Registered in `sitn_tools.cli.COMMAND_GROUPS`. TensorFlow, TFX and Beam are
 imported only when a command runs, so `sitn-tf --help` stays fast.
 """
 
@@ -76,7 +76,7 @@ def _common(parser: argparse.ArgumentParser, name: str) -> None:
 
 def register(groups: Any) -> None:
     """Adds `bench` with its commands to the `sitn-tf` parser."""
-    from pipelines.bench.flops import MODELS as TRAINED
+    from sitn_tools.bench.flops import MODELS as TRAINED
 
     bench = groups.add_parser(
         "bench",
@@ -239,7 +239,7 @@ def register(groups: Any) -> None:
 
 
 def _tables(args: argparse.Namespace) -> int:
-    from pipelines.bench import tables
+    from sitn_tools.bench import tables
 
     tables.run(args)
     return 0
@@ -253,10 +253,10 @@ def _output(args: argparse.Namespace, name: str) -> None:
 
 
 def _runner(name: str):
-    """The `run` of `sitn-tf bench NAME`: imports `pipelines.bench.NAME` only when it runs."""
+    """The `run` of `sitn-tf bench NAME`: imports `sitn_tools.bench.NAME` only when it runs."""
 
     def run(args: argparse.Namespace) -> int:
-        module = importlib.import_module(f"pipelines.bench.{name}")
+        module = importlib.import_module(f"sitn_tools.bench.{name}")
         _output(args, name)
         report = module.run(args)
         print(f"[bench {name}] report: {args.output}")

@@ -30,7 +30,7 @@ import time
 from typing import Any
 
 from pipelines import defaults
-from pipelines.bench import common
+from sitn_tools.bench import common
 
 FULL = {"scales": (1, 4, 16), "base_users": 1000, "repeats": 3, "items_per_domain": 1000}
 QUICK = {"scales": (1, 2), "base_users": 100, "repeats": 1, "items_per_domain": 200}
@@ -79,7 +79,7 @@ def _convert(spec: dict[str, Any]) -> dict[str, Any]:
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (defaults.REPO_ROOT, env.get("PYTHONPATH", "")) if p
     )
-    code = "import sys; from pipelines.bench.data import child_main; child_main(sys.argv[1])"
+    code = "import sys; from sitn_tools.bench.data import child_main; child_main(sys.argv[1])"
     proc = subprocess.run(
         [sys.executable, "-c", code, json.dumps(spec)],
         env=env,
@@ -197,7 +197,7 @@ def linearity(scaled: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from pipelines.bench.cli import REAL_INTERACTIONS
+    from sitn_tools.bench.cli import REAL_INTERACTIONS
 
     settings = dict(QUICK if args.quick else FULL)
     for key in ("scales", "base_users", "repeats"):

@@ -27,7 +27,7 @@ import os
 import time
 from typing import Any
 
-from pipelines.bench import common, fixtures
+from sitn_tools.bench import common, fixtures
 
 FULL = {
     "batch_sizes": (64, 512),

@@ -15,13 +15,13 @@ measurement would exceed `--skip_seconds` (extrapolated from the same model
 at a smaller batch) is not run and is listed under `skipped` in the report.
 
 Reported per point: examples/s per window and median, the median's
-achieved GFLOP/s (analytic FLOPs, `pipelines.bench.flops`) and its share of
+achieved GFLOP/s (analytic FLOPs, `sitn_tools.bench.flops`) and its share of
 the matmul peak measured in the same run, and the peak RSS while the point
 ran. Models `input` and `input_stage1` time the stage-2 and stage-1 tf.data
 pipelines alone (no model), to show whether training is input-bound.
 
 Isolation: by default (not with `--quick`) every point runs in a fresh
-Python process (`python -m pipelines.bench.train REQUEST RESULT`). TensorFlow's
+Python process (`python -m sitn_tools.bench.train REQUEST RESULT`). TensorFlow's
 and the C allocator's freed memory stays in a process, so in one long-lived
 process a point's peak RSS would carry what earlier, bigger points left
 behind; a fresh process measures each point alone. A point whose process
@@ -42,9 +42,9 @@ import tempfile
 import time
 from typing import Any
 
-from pipelines.bench import common, fixtures
-from pipelines.bench import flops as flops_lib
 from sitn_tf import features as F
+from sitn_tools.bench import common, fixtures
+from sitn_tools.bench import flops as flops_lib
 
 logger = logging.getLogger("sitn_tf.bench")
 
@@ -344,7 +344,7 @@ def measure_point_in_subprocess(
         with open(request_path, "w") as f:
             json.dump(request, f)
         process = subprocess.run(
-            [sys.executable, "-m", "pipelines.bench.train", request_path, result_path],
+            [sys.executable, "-m", "sitn_tools.bench.train", request_path, result_path],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -366,7 +366,7 @@ class PointFailed(RuntimeError):
 def _point_main(argv: list[str]) -> int:
     """Child side of `measure_point_in_subprocess`: REQUEST.json -> RESULT.json."""
     if len(argv) != 2:
-        print("usage: python -m pipelines.bench.train REQUEST.json RESULT.json", file=sys.stderr)
+        print("usage: python -m sitn_tools.bench.train REQUEST.json RESULT.json", file=sys.stderr)
         return 2
     from sitn_tf.models import SITNConfig
 

@@ -22,7 +22,7 @@ import json
 import os
 from typing import Any
 
-from pipelines.bench import common
+from sitn_tools.bench import common
 
 
 def _parse_summary_arg(value: str) -> tuple[str, str]:

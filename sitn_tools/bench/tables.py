@@ -26,7 +26,7 @@ import json
 import os
 from typing import Any
 
-from pipelines.bench import common, train
+from sitn_tools.bench import common, train
 
 # Fields that must agree between reports: (where, key) in the report.
 _SAME = (

@@ -1,6 +1,6 @@
 """Measures `similarity="dot"` against `"cosine"` on planted-signal data.
 
-    python -m sitn_tf.models.similarity_study --seeds 3   # about 30 min on 2 cores
+    python -m sitn_tools.studies.similarity_study --seeds 3   # about 30 min on 2 cores
 
 Protocol (all numbers on held-out users; categories off, so every signal has
 to come through the item-id sequences):
@@ -68,9 +68,9 @@ import tensorflow as tf
 
 from sitn_tf import ops as sitn_ops
 from sitn_tf.models.config import SITNConfig
-from sitn_tf.models.planted import PlantedData, make_planted_data
 from sitn_tf.models.pretrainer import SITNPretrainer
 from sitn_tf.models.ranker import SITNRanker
+from sitn_tools.studies.planted import PlantedData, make_planted_data
 
 
 def _auc(labels: np.ndarray, scores: np.ndarray) -> float:

@@ -1,7 +1,7 @@
 import pytest
 
 from pipelines import defaults
-from pipelines.experiment import config as config_lib
+from sitn_tools.experiment import config as config_lib
 
 
 def _write(tmp_path, text):

@@ -4,7 +4,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from pipelines.experiment import clusters
+from sitn_tools.experiment import clusters
 
 
 def test_identical_sets_give_one():

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from pipelines import defaults
-from pipelines.experiment import config as config_lib
+from sitn_tools.experiment import config as config_lib
 
 REPORT_FILES = ("results.json", "results.md", "auc.png", "clusters_tsne.png", "clusters.json")
 RESULT_FILE = "result.json"
@@ -259,7 +259,7 @@ def run_one(
     import keras
 
     from pipelines import finetune_trainer, pretrain_trainer
-    from pipelines.experiment import metrics
+    from sitn_tools.experiment import metrics
 
     custom_config = config_lib.trainer_config(config, variant, seed)
     record: dict[str, Any] = {
@@ -357,8 +357,8 @@ def cluster_analysis(
     import tensorflow_transform as tft
 
     from pipelines import pretrain_trainer, train_lib
-    from pipelines.experiment import clusters as clusters_lib
     from sitn_tf import ops as sitn_ops
+    from sitn_tools.experiment import clusters as clusters_lib
 
     model = keras.saving.load_model(pretrainer_path)
     cfg = model.config
@@ -423,7 +423,7 @@ def _report_group(variant: config_lib.Variant) -> str:
 def write_report(
     config: dict[str, Any], records: list[dict[str, Any]], output: str, meta: dict[str, Any]
 ) -> dict[str, Any]:
-    from pipelines.experiment import report
+    from sitn_tools.experiment import report
 
     variants = [
         report.VariantSpec(v.name, v.label, _report_group(v))

@@ -6,8 +6,8 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from pipelines.experiment import report
-from pipelines.experiment.report import VariantSpec
+from sitn_tools.experiment import report
+from sitn_tools.experiment.report import VariantSpec
 
 VARIANTS = [
     VariantSpec("din", "DIN", "Baseline"),

@@ -1,6 +1,6 @@
 """`sitn-tf experiment --config FILE`: the paper's comparison, all variants x seeds.
 
-Registered in `sitn_tf.cli.COMMAND_GROUPS`; TensorFlow and TFX load only when
+Registered in `sitn_tools.cli.COMMAND_GROUPS`; TensorFlow and TFX load only when
 the command runs.
 """
 
@@ -46,7 +46,7 @@ def register(groups: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pipelines.experiment import runner
+    from sitn_tools.experiment import runner
 
     runner.run(
         args.config,
