@@ -22,6 +22,7 @@ import tensorflow_transform as tft
 from tfx import v1 as tfx
 
 from pipelines import serving, train_lib
+from sitn_tf import files
 from sitn_tf.models import DIN, SITNRanker
 
 logger = logging.getLogger(__name__)
@@ -91,9 +92,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     # checking the SavedModel against it.
     model.save(os.path.join(fn_args.model_run_dir, KERAS_MODEL_FILE))
     out = fn_args.serving_model_dir
-    train_lib.write_json(os.path.join(out, "assets.extra", "sitn_config.json"), config.to_dict())
-    train_lib.write_json(os.path.join(fn_args.model_run_dir, "restored_variables.json"), restored)
-    train_lib.write_json(
+    files.write_json(os.path.join(out, "assets.extra", "sitn_config.json"), config.to_dict())
+    files.write_json(os.path.join(fn_args.model_run_dir, "restored_variables.json"), restored)
+    files.write_json(
         os.path.join(fn_args.model_run_dir, "training_summary.json"),
         {
             "model": training["model"],

@@ -23,6 +23,7 @@ from tfx import v1 as tfx
 
 from pipelines import train_lib
 from sitn_tf import features as F
+from sitn_tf import files
 from sitn_tf.models import SITNPretrainer
 
 logger = logging.getLogger(__name__)
@@ -84,8 +85,6 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     )
     os.makedirs(fn_args.serving_model_dir, exist_ok=True)
     model.save(os.path.join(fn_args.serving_model_dir, PRETRAINER_FILE))
-    train_lib.write_json(
-        os.path.join(fn_args.serving_model_dir, "sitn_config.json"), config.to_dict()
-    )
-    train_lib.write_json(os.path.join(fn_args.serving_model_dir, "history.json"), history.history)
+    files.write_json(os.path.join(fn_args.serving_model_dir, "sitn_config.json"), config.to_dict())
+    files.write_json(os.path.join(fn_args.serving_model_dir, "history.json"), history.history)
     logger.info("stage 1 done: %s", {k: v[-1] for k, v in history.history.items()})

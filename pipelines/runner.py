@@ -29,6 +29,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pipelines import defaults
+from sitn_tf import files
 
 logger = logging.getLogger("sitn_tf.pipeline")
 
@@ -87,26 +88,11 @@ DEFAULT_RUN = {
 }
 
 
-def read_mapping(path: str) -> dict[str, Any]:
-    """A YAML (`.yaml`/`.yml`) or JSON file that must hold a mapping; empty YAML is `{}`."""
-    with open(path) as f:
-        text = f.read()
-    if path.endswith((".yaml", ".yml")):
-        import yaml
-
-        given = yaml.safe_load(text) or {}
-    else:
-        given = json.loads(text)
-    if not isinstance(given, dict):
-        raise ValueError(f"{path}: the config must be a mapping, got {type(given).__name__}")
-    return given
-
-
 def load_config(path: str | None) -> dict[str, Any]:
     config = json.loads(json.dumps(DEFAULT_RUN))
     if not path:
         return config
-    given = read_mapping(path)
+    given = files.read_mapping(path)
     unknown = sorted(set(given) - set(DEFAULT_RUN))
     if unknown:
         raise ValueError(f"{path}: unknown key(s) {unknown}; known: {sorted(DEFAULT_RUN)}")
@@ -249,8 +235,7 @@ def run(args: argparse.Namespace, beam_args: Sequence[str] = ()) -> dict[str, An
         {"wall_seconds": round(wall, 1), "data": data, "runner": args.runner, "config": config}
     )
     os.makedirs(pipeline_root, exist_ok=True)
-    with open(os.path.join(pipeline_root, "run_summary.json"), "w") as f:
-        json.dump(summary, f, indent=2, sort_keys=True)
+    files.write_json(os.path.join(pipeline_root, "run_summary.json"), summary)
     print(run_summary.format_summary(summary), flush=True)
     return summary
 

@@ -11,9 +11,7 @@ The Trainers' `custom_config` has three parts, all JSON:
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -181,12 +179,6 @@ def transformed_dataset(
         return (inputs, x[F.LABEL]) if with_label else inputs
 
     return ds.map(select).prefetch(tf.data.AUTOTUNE)
-
-
-def write_json(path: str, payload: Any) -> None:
-    tf.io.gfile.makedirs(os.path.dirname(path))
-    with tf.io.gfile.GFile(path, "w") as f:
-        f.write(json.dumps(payload, indent=2, sort_keys=True, default=str))
 
 
 def epochs_for(train_steps: int, config: dict[str, Any]) -> tuple[int, int]:

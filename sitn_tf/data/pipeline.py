@@ -39,6 +39,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 from sitn_tf.data import instances as inst
 from sitn_tf.data import readers, tfrecord
 from sitn_tf.data.config import ConversionConfig
+from sitn_tf.files import dumps_json
 
 COUNTER_NAMESPACE = "sitn_tf.data"
 STAGING = "_staging"
@@ -338,8 +339,8 @@ def write_json(path: str, value: Any) -> None:
     with FileSystems.create(
         path, mime_type="application/json", compression_type=CompressionTypes.UNCOMPRESSED
     ) as out:
-        out.write(json.dumps(value, indent=2, sort_keys=False).encode("utf-8"))
-        out.write(b"\n")
+        # Stats keep their order of assembly (counts first, config last).
+        out.write(dumps_json(value, sort_keys=False).encode("utf-8"))
 
 
 def read_json(path: str) -> Any:

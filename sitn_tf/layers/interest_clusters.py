@@ -8,7 +8,7 @@ import keras
 from keras import ops
 
 from sitn_tf import ops as sitn_ops
-from sitn_tf.layers._checks import check_int, check_units
+from sitn_tf.checks import check_int, check_units
 from sitn_tf.layers.mlp import MLP
 
 

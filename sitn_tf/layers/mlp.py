@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import keras
 
-from sitn_tf.layers._checks import check_rate, check_units
+from sitn_tf.checks import check_rate, check_units
 
 
 @keras.saving.register_keras_serializable(package="sitn_tf")

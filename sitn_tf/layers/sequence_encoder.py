@@ -6,7 +6,7 @@ import keras
 from keras import ops
 
 from sitn_tf import ops as sitn_ops
-from sitn_tf.layers._checks import check_int, check_rate
+from sitn_tf.checks import check_int, check_rate
 
 
 @keras.saving.register_keras_serializable(package="sitn_tf")

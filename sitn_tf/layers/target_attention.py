@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import keras
 from keras import ops
 
-from sitn_tf.layers._checks import check_units
+from sitn_tf.checks import check_units
 from sitn_tf.layers.mlp import MLP
 
 NORMALIZATIONS = ("none", "softmax")

@@ -8,6 +8,7 @@ import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sitn_tf.checks import check_int, check_rate
 from sitn_tf.ops import SIMILARITIES
 
 # Chosen by measurement on planted-signal data; numbers in the docstring of
@@ -124,32 +125,27 @@ class SITNConfig:
         self._validate()
 
     def _validate(self) -> None:
-        _int("num_source_items", self.num_source_items, 2)
-        _int("num_target_items", self.num_target_items, 2)
-        _int("num_categories", self.num_categories, 0)
+        check_int("num_source_items", self.num_source_items, 2)
+        check_int("num_target_items", self.num_target_items, 2)
+        check_int("num_categories", self.num_categories, 0)
         if self.num_categories == 1:
             raise ValueError(
                 "`num_categories` must be 0 (no categories) or >= 2 (padding id 0 plus "
                 "at least one category), got 1."
             )
-        _int("embedding_dim", self.embedding_dim, 1)
-        _int("num_heads", self.num_heads, 1)
+        check_int("embedding_dim", self.embedding_dim, 1)
+        check_int("num_heads", self.num_heads, 1)
         if self.embedding_dim % self.num_heads:
             raise ValueError(
                 f"`embedding_dim` must be divisible by `num_heads`, got "
                 f"embedding_dim={self.embedding_dim}, num_heads={self.num_heads}."
             )
-        _int("num_layers", self.num_layers, 0)
-        _int("max_seq_len", self.max_seq_len, 1)
+        check_int("num_layers", self.num_layers, 0)
+        check_int("max_seq_len", self.max_seq_len, 1)
         for name in ("use_positions", "pretrain", "use_i2i", "use_i2c"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"`{name}` must be a bool, got {getattr(self, name)!r}.")
-        if (
-            isinstance(self.dropout, bool)
-            or not isinstance(self.dropout, numbers.Real)
-            or not 0.0 <= self.dropout < 1.0
-        ):
-            raise ValueError(f"`dropout` must be in [0, 1), got {self.dropout!r}.")
+        check_rate("dropout", self.dropout)
         if not self.granularities:
             raise ValueError("`granularities` must not be empty, got ().")
         for value in self.granularities:
@@ -159,7 +155,7 @@ class SITNConfig:
                 )
         if len(set(self.granularities)) != len(self.granularities):
             raise ValueError(f"`granularities` must be distinct, got {self.granularities!r}.")
-        _int("top_k", self.top_k, 1)
+        check_int("top_k", self.top_k, 1)
         if self.top_k > min(self.granularities):
             raise ValueError(
                 f"`top_k` must be <= num_clusters of every granularity, got top_k="
@@ -196,7 +192,7 @@ class SITNConfig:
                 "`use_i2i` and `use_i2c` are both False but `pretrain` is True: stage 1 "
                 "would have no loss. Set `pretrain=False` to train from scratch."
             )
-        _int("freeze_encoder_steps", self.freeze_encoder_steps, 0)
+        check_int("freeze_encoder_steps", self.freeze_encoder_steps, 0)
         if self.freeze_encoder_steps and not self.pretrain:
             raise ValueError(
                 f"`freeze_encoder_steps` must be 0 when `pretrain` is False (nothing "
@@ -232,8 +228,3 @@ def as_config(config: SITNConfig | Mapping[str, Any]) -> SITNConfig:
     if isinstance(config, Mapping):
         return SITNConfig.from_dict(config)
     raise TypeError(f"`config` must be a SITNConfig or a dict, got {type(config).__name__}.")
-
-
-def _int(name: str, value, minimum: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}.")

@@ -14,7 +14,6 @@ Conventions:
 from __future__ import annotations
 
 import datetime
-import json
 import math
 import os
 import platform
@@ -25,6 +24,8 @@ import time
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from typing import Any
+
+from sitn_tf import files
 
 SCHEMA_VERSION = 1
 
@@ -266,13 +267,7 @@ def finish_report(report: dict[str, Any], path: str | None) -> None:
 
 def write_report(report: dict[str, Any], path: str) -> None:
     """Writes `report` as JSON to `path` atomically (folders created)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(report, f, indent=2, sort_keys=True, allow_nan=False)
-        f.write("\n")
-    os.replace(tmp, path)
+    files.write_json(path, report, allow_nan=False)
 
 
 def mib(n_bytes: float) -> float:

@@ -18,11 +18,12 @@ item is marked by a `DONE` file and reused by later runs.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import shutil
 from typing import Any
+
+from sitn_tf import files
 
 logger = logging.getLogger("sitn_tf.bench")
 
@@ -40,8 +41,7 @@ def _done(path: str) -> bool:
 
 
 def _mark_done(path: str, info: dict[str, Any]) -> None:
-    with open(os.path.join(path, DONE), "w") as f:
-        json.dump(info, f, indent=2, sort_keys=True)
+    files.write_json(os.path.join(path, DONE), info)
 
 
 def converted_synthetic(
@@ -192,8 +192,6 @@ def serving_model(
         )
         ranker.fit(dataset, epochs=1, steps_per_epoch=fit_steps, verbose=0)
     serving.export_serving_model(ranker, output, out)
-    os.makedirs(os.path.join(out, "assets.extra"), exist_ok=True)
-    with open(os.path.join(out, "assets.extra", "sitn_config.json"), "w") as f:
-        json.dump(config.to_dict(), f, indent=2, sort_keys=True)
+    files.write_json(os.path.join(out, "assets.extra", "sitn_config.json"), config.to_dict())
     _mark_done(out, {"transform": transform_dir, "fit_steps": fit_steps})
     return out

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import logging
 import math
 import os
@@ -43,6 +42,7 @@ import time
 from typing import Any
 
 from sitn_tf import features as F
+from sitn_tf import files
 from sitn_tools.bench import common, fixtures
 from sitn_tools.bench import flops as flops_lib
 
@@ -341,8 +341,7 @@ def measure_point_in_subprocess(
     with tempfile.TemporaryDirectory(prefix="sitn-bench-point-") as tmp:
         request_path = os.path.join(tmp, "request.json")
         result_path = os.path.join(tmp, "point.json")
-        with open(request_path, "w") as f:
-            json.dump(request, f)
+        files.write_json(request_path, request)
         process = subprocess.run(
             [sys.executable, "-m", "sitn_tools.bench.train", request_path, result_path],
             stdout=subprocess.PIPE,
@@ -352,8 +351,7 @@ def measure_point_in_subprocess(
         )
         if process.returncode != 0 or not os.path.exists(result_path):
             raise PointFailed(process.returncode, process.stdout[-_FAILURE_TAIL_CHARS:])
-        with open(result_path) as f:
-            return json.load(f)
+        return files.read_json(result_path)
 
 
 class PointFailed(RuntimeError):
@@ -370,8 +368,7 @@ def _point_main(argv: list[str]) -> int:
         return 2
     from sitn_tf.models import SITNConfig
 
-    with open(argv[0]) as f:
-        request = json.load(f)
+    request = files.read_json(argv[0])
     point = measure_point(
         request["kind"],
         SITNConfig.from_dict(request["config"]),
@@ -381,8 +378,7 @@ def _point_main(argv: list[str]) -> int:
         request["training"],
         request["settings"],
     )
-    with open(argv[1], "w") as f:
-        json.dump(point, f)
+    files.write_json(argv[1], point)
     return 0
 
 

@@ -34,7 +34,7 @@ import os
 from typing import Any
 
 from pipelines import defaults
-from pipelines.runner import read_mapping
+from sitn_tf.files import read_mapping
 
 
 @dataclasses.dataclass(frozen=True)

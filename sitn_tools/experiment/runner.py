@@ -29,7 +29,6 @@ Output layout under `--output` (default `runs/experiments/<name>`):
 from __future__ import annotations
 
 import gc
-import json
 import os
 import shutil
 import subprocess
@@ -40,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from pipelines import defaults
+from sitn_tf.files import read_json, write_json
 from sitn_tools.experiment import config as config_lib
 
 REPORT_FILES = ("results.json", "results.md", "auc.png", "clusters_tsne.png", "clusters.json")
@@ -48,11 +48,6 @@ RESULT_FILE = "result.json"
 
 def _say(message: str) -> None:
     print(f"[experiment] {message}", flush=True)
-
-
-def _read_json(path: str) -> Any:
-    with open(path) as f:
-        return json.load(f)
 
 
 def portable(value: Any) -> Any:
@@ -72,15 +67,6 @@ def portable(value: Any) -> Any:
     return value
 
 
-def _write_json(path: str, payload: Any) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=2, sort_keys=True, default=float)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
 # --------------------------------------------------------------------------- data
 
 
@@ -90,7 +76,7 @@ def prepare_data(config: dict[str, Any], output: str) -> str:
     if "dir" in data:
         folder = data["dir"]
         stats = os.path.join(folder, "stats.json")
-        if not os.path.exists(stats) or _read_json(stats).get("status") != "ok":
+        if not os.path.exists(stats) or read_json(stats).get("status") != "ok":
             raise FileNotFoundError(f"{folder}: no successful conversion (stats.json status ok)")
         return folder
     folder = os.path.join(output, "data")
@@ -99,9 +85,9 @@ def prepare_data(config: dict[str, Any], output: str) -> str:
     stats = os.path.join(folder, "stats.json")
     if (
         os.path.exists(marker)
-        and _read_json(marker) == request
+        and read_json(marker) == request
         and os.path.exists(stats)
-        and _read_json(stats).get("status") == "ok"
+        and read_json(stats).get("status") == "ok"
     ):
         _say(f"data: reusing {folder}")
         return folder
@@ -115,7 +101,7 @@ def prepare_data(config: dict[str, Any], output: str) -> str:
     _say(f"data: sitn-tf data {data['command']} -> {folder}")
     start = time.monotonic()
     subprocess.run(argv, check=True)
-    _write_json(marker, request)
+    write_json(marker, request)
     _say(f"data: converted in {time.monotonic() - start:.1f} s")
     return folder
 
@@ -259,7 +245,7 @@ def run_one(
     import keras
 
     from pipelines import finetune_trainer, pretrain_trainer
-    from sitn_tools.experiment import metrics
+    from sitn_tf import metrics
 
     custom_config = config_lib.trainer_config(config, variant, seed)
     record: dict[str, Any] = {
@@ -290,14 +276,12 @@ def run_one(
             pretrain_trainer.run_fn, "pretrain", config["pretrain_steps"], None
         )
         record["pretrain_steps"] = int(config["pretrain_steps"])
-        record["pretrain_history"] = _read_json(
-            os.path.join(args.serving_model_dir, "history.json")
-        )
+        record["pretrain_history"] = read_json(os.path.join(args.serving_model_dir, "history.json"))
         base_model = args.serving_model_dir
     args, record["finetune_seconds"] = stage(
         finetune_trainer.run_fn, "finetune", config["train_steps"], base_model
     )
-    summary = _read_json(os.path.join(args.model_run_dir, "training_summary.json"))
+    summary = read_json(os.path.join(args.model_run_dir, "training_summary.json"))
     val_auc = summary["history"].get("val_auc", [])
     record.update(
         {
@@ -406,7 +390,7 @@ def cluster_analysis(
         entry["eval_instances"] = {d: int(v.shape[0]) for d, v in stacked.items()}
         per_k[str(k)] = entry
     report["granularities"] = per_k
-    _write_json(os.path.join(output, "clusters.json"), report)
+    write_json(os.path.join(output, "clusters.json"), report)
     return report
 
 
@@ -453,7 +437,7 @@ def write_report(
             "paired_tests": tests,
         }
     )
-    _write_json(os.path.join(output, "results.json"), payload)
+    write_json(os.path.join(output, "results.json"), payload)
     table = report.markdown_table(summary, variants, tests, best_baseline=best)
     with open(os.path.join(output, "results.md"), "w") as f:
         f.write(table)
@@ -498,7 +482,7 @@ def run(
         run_dir = os.path.join(output, "runs", variant.name, f"seed-{seed}")
         result_path = os.path.join(run_dir, RESULT_FILE)
         if os.path.exists(result_path):
-            record = _read_json(result_path)
+            record = read_json(result_path)
             if record.get("config") == config_lib.trainer_config(config, variant, seed):
                 records.append(record)
                 _say(f"[{index}/{len(todo)}] {variant.name} seed {seed}: done before, reused")
@@ -510,7 +494,7 @@ def run(
         record = run_one(config, variant, seed, uris, data, run_dir, known_items)
         record["wall_seconds"] = round(time.monotonic() - start, 2)
         run_seconds += record["wall_seconds"]
-        _write_json(result_path, record)
+        write_json(result_path, record)
         records.append(record)
         m = record["metrics"]
         _say(

@@ -66,28 +66,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from sitn_tf import metrics
 from sitn_tf import ops as sitn_ops
 from sitn_tf.models.config import SITNConfig
 from sitn_tf.models.pretrainer import SITNPretrainer
 from sitn_tf.models.ranker import SITNRanker
 from sitn_tools.studies.planted import PlantedData, make_planted_data
-
-
-def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Rank-based ROC AUC (ties count one half)."""
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores))
-    sorted_scores = scores[order]
-    i = 0
-    while i < len(scores):
-        j = i
-        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    positives = labels == 1
-    n_pos, n_neg = positives.sum(), (~positives).sum()
-    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
 def pretrain(config: SITNConfig, data: PlantedData, steps: int, batch_size: int, seed: int):
@@ -128,7 +112,7 @@ def finetune(config: SITNConfig, data: PlantedData, pretrainer, epochs: int, see
     x_test, y_test = data.test
     scores = model.predict(x_test, batch_size=512, verbose=0)
     cold = data.test_cold
-    return _auc(y_test, scores), _auc(y_test[cold], scores[cold])
+    return metrics.auc(y_test, scores), metrics.auc(y_test[cold], scores[cold])
 
 
 def main(argv=None) -> None:

@@ -1,6 +1,8 @@
-"""Argument checks shared by the layers; messages name the argument."""
+"""Argument checks shared by the layers and the configs; messages name the argument."""
 
 from __future__ import annotations
+
+import numbers
 
 
 def check_int(name: str, value, minimum: int) -> None:
@@ -9,7 +11,7 @@ def check_int(name: str, value, minimum: int) -> None:
 
 
 def check_rate(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
         raise ValueError(f"`{name}` must be in [0, 1), got {value!r}.")
 
 

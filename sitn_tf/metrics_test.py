@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from sitn_tools.experiment import metrics
+from sitn_tf import metrics
 
 
 def _pairwise_auc(labels, scores):

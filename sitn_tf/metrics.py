@@ -1,4 +1,8 @@
-"""Test-split metrics of one run: AUC, logloss and GAUC, from labels and scores."""
+"""Metrics of scored examples (AUC, logloss, GAUC), from labels and scores in numpy.
+
+One implementation for every caller: the experiment reports, the studies and
+the tests all import these.
+"""
 
 from __future__ import annotations
 
