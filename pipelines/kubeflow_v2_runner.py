@@ -18,7 +18,8 @@ from collections.abc import Sequence
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pipelines import runner, sitn_pipeline
+from pipelines import sitn_pipeline
+from sitn_tf.config import load_config
 
 
 def compile_pipeline(
@@ -36,22 +37,16 @@ def compile_pipeline(
     """Writes the pipeline's JSON spec to `output` and returns the path."""
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
-    config = runner.load_config(config_path)
+    config = load_config(config_path)
+    if not pretrain:
+        config = config.updated({"run": {"pretrain": False}}, source="--no-pretrain")
     pipeline = sitn_pipeline.create_pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
         data_root=data_root,
         serving_model_dir=serving_model_dir,
         schema_path=schema_path,
-        transform_config=config["transform"],
-        model_config=config["model"],
-        training_config=config["training"],
-        pretrain=pretrain,
-        pretrain_steps=int(config["pretrain_steps"]),
-        train_steps=int(config["train_steps"]),
-        eval_steps=int(config["eval_steps"]),
-        min_auc=float(config["min_auc"]),
-        max_auc_drop=float(config["max_auc_drop"]),
+        config=config,
         # Remote runners take their Beam options from the caller, not the
         # local multi-processing defaults.
         beam_pipeline_args=[],

@@ -52,9 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser, default_runner: str = "local"
     parser.add_argument(
         "--config",
         default=os.environ.get("SITN_CONFIG"),
-        help="JSON or YAML file with optional sections `transform`, `model`, `training` "
-        "(see pipelines/train_lib.py) and top-level `pretrain_steps`, `train_steps`, "
-        "`eval_steps`, `min_auc`, `max_auc_drop`, `beam_args`. Default: $SITN_CONFIG.",
+        help="JSON or YAML file with optional sections `transform`, `model`, `training` and "
+        "`run` (see sitn_tf/config.py). Default: $SITN_CONFIG; without one, converted data "
+        "runs with sitn_tf.config's defaults and the embedded dataset with "
+        "pipelines/configs/synthetic_default.yaml.",
     )
     parser.add_argument(
         "--no-pretrain",
@@ -72,38 +73,31 @@ def add_arguments(parser: argparse.ArgumentParser, default_runner: str = "local"
     )
 
 
-# Sizes for the embedded synthetic dataset: a few minutes on 2 CPU cores.
-DEFAULT_RUN = {
-    "transform": {"max_seq_len": 50},
-    "model": {"embedding_dim": 32, "granularities": [16, 32, 64], "top_k": 3},
-    "training": {"batch_size": 256, "pretrain_batch_size": 256, "num_epochs": 4},
-    "pretrain_steps": 300,
-    "train_steps": 600,
-    "eval_steps": 20,
-    "min_auc": 0.5,
-    "max_auc_drop": 0.01,
-    # Beam options for the Beam-based components, over DEFAULT_BEAM_ARGS;
-    # options on the command line override these in turn.
-    "beam_args": [],
-}
+# The embedded synthetic dataset's settings, used when it runs without --config.
+DEFAULT_DATA_CONFIG = os.path.join(
+    defaults.REPO_ROOT, "pipelines", "configs", "synthetic_default.yaml"
+)
 
 
-def load_config(path: str | None) -> dict[str, Any]:
-    config = json.loads(json.dumps(DEFAULT_RUN))
-    if not path:
-        return config
-    given = files.read_mapping(path)
-    unknown = sorted(set(given) - set(DEFAULT_RUN))
-    if unknown:
-        raise ValueError(f"{path}: unknown key(s) {unknown}; known: {sorted(DEFAULT_RUN)}")
-    for key, value in given.items():
-        if isinstance(config.get(key), dict):
-            if not isinstance(value, dict):
-                raise ValueError(f"{path}: `{key}` must be a mapping")
-            config[key].update(value)
-        else:
-            config[key] = value
-    return config
+def run_config(args: argparse.Namespace, *, default_data: bool):
+    """The run's typed config: `--config` (or the embedded data's preset), then flags.
+
+    Without `--config`, converted data (`--data`) runs with the defaults of
+    `sitn_tf.config.Config`, the embedded synthetic dataset with
+    `pipelines/configs/synthetic_default.yaml`.
+    """
+    # Imported here: `sitn_tf.config` loads Keras, and `sitn-tf --help` should not.
+    from sitn_tf.config import load_config
+
+    path = args.config or (DEFAULT_DATA_CONFIG if default_data else None)
+    config = load_config(path)
+    overrides: dict[str, Any] = {}
+    for key in ("pretrain_steps", "train_steps", "eval_steps"):
+        if getattr(args, key, None) is not None:
+            overrides[key] = getattr(args, key)
+    if getattr(args, "no_pretrain", False):
+        overrides["pretrain"] = False
+    return config.updated({"run": overrides}, source="command line") if overrides else config
 
 
 def ensure_default_data(output: str) -> str:
@@ -160,10 +154,6 @@ def run(args: argparse.Namespace, beam_args: Sequence[str] = ()) -> dict[str, An
 
     from pipelines import sitn_pipeline
 
-    config = load_config(args.config)
-    for key in ("pretrain_steps", "train_steps", "eval_steps"):
-        if getattr(args, key, None) is not None:
-            config[key] = getattr(args, key)
     output = os.path.abspath(args.output)
     if args.runner == "beam":
         from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
@@ -175,7 +165,9 @@ def run(args: argparse.Namespace, beam_args: Sequence[str] = ()) -> dict[str, An
     # recorder: build the graph and hand it over, without running anything.
     compile_only = hasattr(type(dag_runner).run, "__wrapped__")
 
-    if args.data and not args.default_data:
+    default_data = not (args.data and not args.default_data)
+    config = run_config(args, default_data=default_data)
+    if not default_data:
         data = os.path.abspath(args.data)
     elif compile_only:
         data = os.path.join(output, "data", "synthetic-default")
@@ -198,16 +190,8 @@ def run(args: argparse.Namespace, beam_args: Sequence[str] = ()) -> dict[str, An
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             metadata_path
         ),
-        transform_config=config["transform"],
-        model_config=config["model"],
-        training_config=config["training"],
-        pretrain=not args.no_pretrain,
-        pretrain_steps=int(config["pretrain_steps"]),
-        train_steps=int(config["train_steps"]),
-        eval_steps=int(config["eval_steps"]),
-        min_auc=float(config["min_auc"]),
-        max_auc_drop=float(config["max_auc_drop"]),
-        beam_pipeline_args=sitn_pipeline.merge_beam_args([*config["beam_args"], *beam_args]),
+        config=config,
+        beam_pipeline_args=sitn_pipeline.merge_beam_args([*config.run.beam_args, *beam_args]),
         enable_cache=not args.no_cache,
     )
     if compile_only:
@@ -232,7 +216,12 @@ def run(args: argparse.Namespace, beam_args: Sequence[str] = ()) -> dict[str, An
 
     summary = run_summary.summarize(metadata_path, name)
     summary.update(
-        {"wall_seconds": round(wall, 1), "data": data, "runner": args.runner, "config": config}
+        {
+            "wall_seconds": round(wall, 1),
+            "data": data,
+            "runner": args.runner,
+            "config": config.to_dict(),
+        }
     )
     os.makedirs(pipeline_root, exist_ok=True)
     files.write_json(os.path.join(pipeline_root, "run_summary.json"), summary)

@@ -27,8 +27,9 @@ from tfx import v1 as tfx
 from pipelines import eval_config as eval_config_lib
 from pipelines.components import AnomaliesGate
 from pipelines.defaults import PIPELINE_NAME, REPO_ROOT, SCHEMA_PATH, SPLITS  # noqa: F401
+from sitn_tf.config import Config
 
-PREPROCESSING_FN = "pipelines.preprocessing.preprocessing_fn"
+PREPROCESSING_FN = "sitn_tf.preprocessing.preprocessing_fn"
 PRETRAIN_RUN_FN = "pipelines.pretrain_trainer.run_fn"
 FINETUNE_RUN_FN = "pipelines.finetune_trainer.run_fn"
 
@@ -54,17 +55,9 @@ def create_pipeline(
     pipeline_root: str,
     data_root: str,
     serving_model_dir: str,
+    config: Config | None = None,
     schema_path: str = SCHEMA_PATH,
     metadata_connection_config: Any | None = None,
-    transform_config: dict[str, Any] | None = None,
-    model_config: dict[str, Any] | None = None,
-    training_config: dict[str, Any] | None = None,
-    pretrain: bool = True,
-    pretrain_steps: int = 500,
-    train_steps: int = 1000,
-    eval_steps: int = 50,
-    min_auc: float = 0.5,
-    max_auc_drop: float = 0.01,
     beam_pipeline_args: Sequence[str] | None = None,
     enable_cache: bool = True,
     transform_only: bool = False,
@@ -74,25 +67,20 @@ def create_pipeline(
     Args:
         data_root: converted data with `train/`, `eval/` and `test/` folders of
             gzip TFRecords (`sitn-tf data ...` writes them).
-        transform_config: `preprocessing_fn` options (`max_seq_len`,
-            `num_oov_buckets`, `frequency_threshold`).
-        model_config: `SITNConfig` fields except vocabulary sizes (these
-            come from the Transform's vocabularies).
-        training_config: `pipelines.train_lib.TRAINING_DEFAULTS` keys.
-        pretrain: False drops the "pretrain" Trainer and trains stage 2 from
-            scratch (the paper's "w/o L_i2c & L_i2i").
-        min_auc, max_auc_drop: the Evaluator's blessing thresholds.
+        config: the run's `sitn_tf.config.Config` (default: `Config()`). Its
+            `transform` section goes to the Transform, its `custom_config()`
+            to both Trainers; `run.pretrain` False drops the "pretrain"
+            Trainer (the paper's "w/o L_i2c & L_i2i"); `run` also holds the
+            step budgets and the Evaluator's blessing thresholds. The
+            Beam options are `beam_pipeline_args` (the runner merges
+            `run.beam_args` into them).
         transform_only: stop after the Transform (ExampleGen ... Transform):
-            `sitn-tf experiment` shares one Transform output among all its
-            training runs.
+            `sitn-tf experiment` and `sitn-tf bench` share one Transform
+            output among their training runs (`pipelines.transform_run`).
     """
-    transform_config = dict(transform_config or {})
-    model_config = {**(model_config or {}), "pretrain": bool(pretrain)}
-    trainer_config = {
-        "transform": transform_config,
-        "model": model_config,
-        "training": dict(training_config or {}),
-    }
+    config = config or Config()
+    run = config.run
+    trainer_config = config.custom_config()
 
     example_gen = tfx.components.ImportExampleGen(
         input_base=data_root,
@@ -110,7 +98,7 @@ def create_pipeline(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
-        custom_config=transform_config,
+        custom_config=trainer_config["transform"],
         splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=list(SPLITS)),
     )
     transform.add_upstream_node(anomalies_gate)
@@ -144,16 +132,16 @@ def create_pipeline(
             schema=schema_gen.outputs["schema"],
             base_model=base_model,
             train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=steps),
-            eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=eval_steps),
+            eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=run.eval_steps),
             custom_config=trainer_config,
         )
 
     base_model = None
-    if pretrain:
-        pretrainer = trainer(PRETRAIN_RUN_FN, pretrain_steps).with_id("pretrain")
+    if config.pretrains:
+        pretrainer = trainer(PRETRAIN_RUN_FN, run.pretrain_steps).with_id("pretrain")
         components.append(pretrainer)
         base_model = pretrainer.outputs["model"]
-    finetune = trainer(FINETUNE_RUN_FN, train_steps, base_model).with_id("finetune")
+    finetune = trainer(FINETUNE_RUN_FN, run.train_steps, base_model).with_id("finetune")
 
     baseline = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
@@ -166,7 +154,7 @@ def create_pipeline(
         baseline_model=baseline.outputs["model"],
         schema=schema_gen.outputs["schema"],
         example_splits=["test"],
-        eval_config=eval_config_lib.eval_config(min_auc=min_auc, max_auc_drop=max_auc_drop),
+        eval_config=eval_config_lib.eval_config(min_auc=run.min_auc, max_auc_drop=run.max_auc_drop),
     )
     pusher = tfx.components.Pusher(
         model=finetune.outputs["model"],

@@ -7,6 +7,9 @@ import json
 import pytest
 
 from pipelines import eval_config, kubeflow_v2_runner, runner, sitn_pipeline
+from sitn_tf.config import Config
+
+SEVEN = Config.from_dict({"transform": {"max_seq_len": 7}})
 
 
 def _pipeline(tmp_path, **kwargs):
@@ -57,8 +60,8 @@ def test_graph_has_both_trainers_and_finetune_takes_the_pretrained_model(tmp_pat
 
 
 def test_transform_only_stops_at_the_transform_with_the_same_settings(tmp_path):
-    full = {c.id: c for c in _pipeline(tmp_path, transform_config={"max_seq_len": 7}).components}
-    pipeline = _pipeline(tmp_path, transform_config={"max_seq_len": 7}, transform_only=True)
+    full = {c.id: c for c in _pipeline(tmp_path, config=SEVEN).components}
+    pipeline = _pipeline(tmp_path, config=SEVEN, transform_only=True)
     assert set(_ids(pipeline)) == {
         "ImportExampleGen",
         "StatisticsGen",
@@ -74,12 +77,15 @@ def test_transform_only_stops_at_the_transform_with_the_same_settings(tmp_path):
 
 
 def test_no_pretrain_ablation_skips_the_first_trainer(tmp_path):
-    pipeline = _pipeline(tmp_path, pretrain=False)
+    config = Config.from_dict({"run": {"pretrain": False}})
+    pipeline = _pipeline(tmp_path, config=config)
     assert "pretrain" not in _ids(pipeline)
     by_id = {c.id: c for c in pipeline.components}
     assert "base_model" not in by_id["finetune"].inputs
-    config = by_id["finetune"].exec_properties["custom_config"]
-    assert json.loads(config)["model"]["pretrain"] is False
+    custom = json.loads(by_id["finetune"].exec_properties["custom_config"])
+    assert custom["run"]["pretrain"] is False
+    # What the Trainer receives reads back into the same typed config.
+    assert Config.from_custom_config(custom) == config
 
 
 def test_beam_defaults_are_overridable():
@@ -109,16 +115,26 @@ def test_eval_config_metrics_slices_and_thresholds():
         eval_config.eval_config(min_auc=1.5)
 
 
-def test_run_config_rejects_unknown_keys(tmp_path):
+def test_run_config_from_file_then_flags(tmp_path):
+    import argparse
+
     path = tmp_path / "c.json"
-    path.write_text(json.dumps({"train_step": 5}))
-    with pytest.raises(ValueError, match="train_step"):
-        runner.load_config(str(path))
-    path.write_text(json.dumps({"training": {"batch_size": 8}, "train_steps": 7}))
-    config = runner.load_config(str(path))
-    assert config["training"]["batch_size"] == 8
-    assert config["training"]["num_epochs"] == runner.DEFAULT_RUN["training"]["num_epochs"]
-    assert config["train_steps"] == 7
+    path.write_text(json.dumps({"training": {"batch_size": 8}, "run": {"train_steps": 7}}))
+    parser = argparse.ArgumentParser()
+    runner.add_arguments(parser)
+    args = parser.parse_args(["--config", str(path), "--eval-steps", "3", "--no-pretrain"])
+    config = runner.run_config(args, default_data=False)
+    assert config.training.batch_size == 8
+    assert config.training.num_epochs == Config().training.num_epochs
+    assert (config.run.train_steps, config.run.eval_steps, config.run.pretrain) == (7, 3, False)
+    # No --config: converted data gets the defaults, the embedded dataset its preset.
+    bare = parser.parse_args([])
+    assert runner.run_config(bare, default_data=False) == Config()
+    preset = runner.run_config(bare, default_data=True)
+    assert (preset.model.embedding_dim, preset.run.train_steps) == (32, 600)
+    path.write_text(json.dumps({"run": {"train_step": 5}}))
+    with pytest.raises(ValueError, match=r"c.json: unknown field run.train_step"):
+        runner.run_config(parser.parse_args(["--config", str(path)]), default_data=False)
 
 
 def test_kubeflow_v2_compile(tmp_path):

@@ -1,17 +1,9 @@
 """Functional core of SITN: the paper's equations as backend-agnostic `keras.ops`.
 
-Equation map (Sun et al., "Self-Supervised Interest Transfer Network via
-Prototypical Contrastive Learning for Recommendation", AAAI 2023):
-
-| Paper                                   | Function                      |
-|-----------------------------------------|-------------------------------|
-| `sim(., .)` ("dot" or "cosine")         | `similarity_matrix`,          |
-|                                         | `pairwise_similarity`         |
-| Eq. 2, aggregation `g` (masked mean)    | `masked_mean`                 |
-| Eqs. 3-4, CL-I2I InfoNCE (one direction)| `info_nce`                    |
-| Eq. 5, new clusters `u_k`               | `soft_cluster_update`         |
-| Eq. 6, top-k clusters for multi-view    | `top_k_clusters`              |
-| Eq. 7, CL-I2C (one direction)           | `instance_to_cluster_nce`     |
+Each function's docstring names the equation of Sun et al., "Self-Supervised
+Interest Transfer Network via Prototypical Contrastive Learning for
+Recommendation" (AAAI 2023), that it computes; the one table from equations
+to code is the README's "Where each equation lives".
 
 All losses are returned per example (no reduction); callers (the models)
 reduce them so that padding rows and sample weights are handled in one place.

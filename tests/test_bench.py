@@ -485,13 +485,14 @@ def test_isolated_points_run_in_their_own_processes(workdir):
 
 
 def test_a_failing_point_reports_its_exit_status_and_output(tmp_path):
-    from pipelines import train_lib
+    from pipelines.transform_run import TransformOutputs
+    from sitn_tf.config import TrainingConfig
 
-    training = train_lib.training_config({"training": {}})
+    missing = str(tmp_path / "no-transform-here")
+    transform = TransformOutputs(transform_graph=missing, examples=missing, states={})
     with pytest.raises(train.PointFailed) as caught:
         train.measure_point_in_subprocess(
-            "din", TINY, str(tmp_path / "no-transform-here"), 8, False, training,
-            dict(train.QUICK),
+            "din", TINY, transform, 8, False, TrainingConfig(), dict(train.QUICK),
         )  # fmt: skip
     assert caught.value.returncode != 0
     assert "no-transform-here" in caught.value.output_tail

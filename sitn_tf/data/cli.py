@@ -18,6 +18,7 @@ from sitn_tf.data.config import (
     SPLIT_TIME,
     DataError,
 )
+from sitn_tf.defaults import DEFAULT_MAX_SEQ_LEN
 
 
 def _domain_path(value: str) -> tuple[str, str]:
@@ -59,7 +60,7 @@ def _add_conversion_options(parser: argparse.ArgumentParser, *, synthetic: bool)
         help="Users need this many target clicks (default: %(default)s).",
     )  # fmt: skip
     rules.add_argument(
-        "--max_seq_len", type=int, default=100,
+        "--max_seq_len", type=int, default=DEFAULT_MAX_SEQ_LEN,
         help="Keep the most recent clicks of each history (default: %(default)s).",
     )  # fmt: skip
     rules.add_argument(

@@ -12,6 +12,8 @@ import dataclasses
 import datetime
 from typing import Any
 
+from sitn_tf.defaults import DEFAULT_MAX_SEQ_LEN
+
 SPLITS = ("train", "eval", "test")
 SPLIT_LEAVE_LAST_OUT = "leave_last_out"
 SPLIT_TIME = "time"
@@ -87,7 +89,7 @@ class ConversionConfig:
     click_min_rating: float = 4.0
     min_source_clicks: int = 5
     min_target_clicks: int = 2
-    max_seq_len: int = 100
+    max_seq_len: int = DEFAULT_MAX_SEQ_LEN
     num_negatives: int = 4
     negative_sampling: str = SAMPLING_POPULARITY
     seed: int = 42

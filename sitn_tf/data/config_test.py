@@ -55,6 +55,6 @@ def test_bad_config(kwargs, message):
 def test_defaults_follow_the_paper_and_the_issue():
     config = ConversionConfig(source="books", target="movies")
     assert (config.min_source_clicks, config.min_target_clicks) == (5, 2)
-    assert (config.max_seq_len, config.num_negatives, config.click_min_rating) == (100, 4, 4.0)
+    assert (config.max_seq_len, config.num_negatives, config.click_min_rating) == (50, 4, 4.0)
     assert config.max_reject_fraction == 0.01
     assert config.to_dict()["split"] == "leave_last_out"

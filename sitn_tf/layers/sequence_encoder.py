@@ -7,6 +7,7 @@ from keras import ops
 
 from sitn_tf import ops as sitn_ops
 from sitn_tf.checks import check_int, check_rate
+from sitn_tf.defaults import DEFAULT_MAX_SEQ_LEN
 
 
 @keras.saving.register_keras_serializable(package="sitn_tf")
@@ -56,7 +57,7 @@ class SequenceEncoder(keras.layers.Layer):
         num_heads: int = 2,
         num_layers: int = 1,
         num_categories: int = 0,
-        max_seq_len: int = 50,
+        max_seq_len: int = DEFAULT_MAX_SEQ_LEN,
         use_positions: bool = True,
         dropout: float = 0.0,
         feedforward_dim: int | None = None,

@@ -9,12 +9,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sitn_tf.checks import check_int, check_rate
+from sitn_tf.defaults import DEFAULT_MAX_SEQ_LEN
 from sitn_tf.ops import SIMILARITIES
 
 # Chosen by measurement on planted-signal data; numbers in the docstring of
 # `SITNConfig` (field `similarity`) and in `sitn_tools/studies/similarity_study.py`.
 DEFAULT_SIMILARITY = "cosine"
 DEFAULT_TEMPERATURE = 0.3
+
+# Embedding-table sizes, set from the data (the Transform's vocabularies),
+# never by hand in a config file.
+VOCABULARY_FIELDS = ("num_source_items", "num_target_items", "num_categories")
 
 # Fields that determine the encoders' variables; a pretrainer and a ranker
 # must agree on them for `SITNRanker.load_pretrained`.
@@ -35,7 +40,11 @@ class SITNConfig:
     """Configuration shared by `SITNPretrainer`, `SITNRanker` and `DIN`.
 
     Vocabulary sizes are embedding-table sizes: the largest id plus one,
-    counting padding id 0 and any OOV ids the Transform emits.
+    counting padding id 0 and any OOV ids the Transform emits. They may be
+    left unset (None) in the `model` section of a run's config; the training
+    API sets them from the Transform (`with_vocab_sizes`) before a model is
+    built. Whether stage 1 runs at all is a run setting (`RunConfig.pretrain`
+    in `sitn_tf.config`), not a model field.
 
     Vocabularies:
         num_source_items: source-domain item ids (`source_item_ids`).
@@ -52,7 +61,6 @@ class SITNConfig:
         dropout: dropout in the encoders and the CTR head.
 
     Stage 1 (ablation switches of the paper's Tables 3 and 4):
-        pretrain: False trains stage 2 from scratch ("w/o L_i2c & L_i2i").
         use_i2i: include `L_i2i` (Eqs. 3-4).
         use_i2c: include `L_i2c` (Eqs. 5-7).
         granularities: `K` of each cluster set; one value means no
@@ -94,16 +102,15 @@ class SITNConfig:
             target item table) fixed for the first N optimizer steps.
     """
 
-    num_source_items: int
-    num_target_items: int
+    num_source_items: int | None = None
+    num_target_items: int | None = None
     num_categories: int = 0
     embedding_dim: int = 64
     num_heads: int = 2
     num_layers: int = 1
-    max_seq_len: int = 50
+    max_seq_len: int = DEFAULT_MAX_SEQ_LEN
     use_positions: bool = True
     dropout: float = 0.1
-    pretrain: bool = True
     use_i2i: bool = True
     use_i2c: bool = True
     granularities: tuple[int, ...] = (32, 64, 128, 256)
@@ -125,8 +132,9 @@ class SITNConfig:
         self._validate()
 
     def _validate(self) -> None:
-        check_int("num_source_items", self.num_source_items, 2)
-        check_int("num_target_items", self.num_target_items, 2)
+        for name in VOCABULARY_FIELDS[:2]:
+            if getattr(self, name) is not None:
+                check_int(name, getattr(self, name), 2)
         check_int("num_categories", self.num_categories, 0)
         if self.num_categories == 1:
             raise ValueError(
@@ -142,7 +150,7 @@ class SITNConfig:
             )
         check_int("num_layers", self.num_layers, 0)
         check_int("max_seq_len", self.max_seq_len, 1)
-        for name in ("use_positions", "pretrain", "use_i2i", "use_i2c"):
+        for name in ("use_positions", "use_i2i", "use_i2c"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"`{name}` must be a bool, got {getattr(self, name)!r}.")
         check_rate("dropout", self.dropout)
@@ -187,17 +195,22 @@ class SITNConfig:
             raise ValueError(
                 f"`similarity` must be one of {SIMILARITIES}, got {self.similarity!r}."
             )
-        if self.pretrain and not (self.use_i2i or self.use_i2c):
-            raise ValueError(
-                "`use_i2i` and `use_i2c` are both False but `pretrain` is True: stage 1 "
-                "would have no loss. Set `pretrain=False` to train from scratch."
-            )
         check_int("freeze_encoder_steps", self.freeze_encoder_steps, 0)
-        if self.freeze_encoder_steps and not self.pretrain:
-            raise ValueError(
-                f"`freeze_encoder_steps` must be 0 when `pretrain` is False (nothing "
-                f"pretrained to keep), got {self.freeze_encoder_steps}."
-            )
+
+    @property
+    def sized(self) -> bool:
+        """True when the vocabulary sizes are set (a model can be built)."""
+        return self.num_source_items is not None and self.num_target_items is not None
+
+    def with_vocab_sizes(
+        self, *, num_source_items: int, num_target_items: int, num_categories: int
+    ) -> SITNConfig:
+        """A copy sized by the Transform's vocabularies (`sitn_tf.preprocessing.vocab_sizes`)."""
+        return self.replace(
+            num_source_items=int(num_source_items),
+            num_target_items=int(num_target_items),
+            num_categories=int(num_categories),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (tuples become lists); `from_dict` inverts it."""
@@ -223,8 +236,14 @@ class SITNConfig:
 
 def as_config(config: SITNConfig | Mapping[str, Any]) -> SITNConfig:
     """Accepts a `SITNConfig` or its dict form."""
-    if isinstance(config, SITNConfig):
-        return config
     if isinstance(config, Mapping):
-        return SITNConfig.from_dict(config)
-    raise TypeError(f"`config` must be a SITNConfig or a dict, got {type(config).__name__}.")
+        config = SITNConfig.from_dict(config)
+    if not isinstance(config, SITNConfig):
+        raise TypeError(f"`config` must be a SITNConfig or a dict, got {type(config).__name__}.")
+    for name in VOCABULARY_FIELDS[:2]:
+        if getattr(config, name) is None:
+            raise ValueError(
+                f"`{name}` is not set: a model needs its vocabulary sizes (the pipeline "
+                "takes them from the Transform, see `SITNConfig.with_vocab_sizes`)."
+            )
+    return config

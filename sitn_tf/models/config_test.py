@@ -17,7 +17,7 @@ def test_defaults_are_valid_and_documented_choices():
     config = _config()
     assert config.similarity == "cosine"
     assert config.attention_normalization == "softmax"
-    assert config.pretrain and config.use_i2i and config.use_i2c
+    assert config.use_i2i and config.use_i2c
     assert config.top_k <= min(config.granularities)
 
 
@@ -68,8 +68,6 @@ def test_replace_validates_again():
         ({"max_seq_len": 0}, "max_seq_len"),
         ({"mlp_units": (16, 0)}, "mlp_units"),
         ({"attention_units": ()}, "attention_units"),
-        ({"use_i2i": False, "use_i2c": False}, "use_i2i"),
-        ({"pretrain": False, "freeze_encoder_steps": 10}, "freeze_encoder_steps"),
         ({"freeze_encoder_steps": -1}, "freeze_encoder_steps"),
         ({"use_i2c": 1}, "use_i2c"),
     ],
@@ -79,9 +77,20 @@ def test_bad_arguments_name_the_field(changes, argument):
         _config(**changes)
 
 
-def test_training_from_scratch_needs_no_ssl_terms():
-    config = _config(pretrain=False, use_i2i=False, use_i2c=False)
-    assert not config.pretrain
+def test_a_ranker_config_needs_no_ssl_terms():
+    config = _config(use_i2i=False, use_i2c=False)
+    assert not (config.use_i2i or config.use_i2c)
+
+
+def test_vocabulary_sizes_may_wait_for_the_transform_but_a_model_needs_them():
+    unsized = SITNConfig(embedding_dim=8, num_heads=2)
+    assert not unsized.sized
+    with pytest.raises(ValueError, match="`num_source_items` is not set"):
+        as_config(unsized)
+    sized = unsized.with_vocab_sizes(num_source_items=5, num_target_items=7, num_categories=0)
+    assert sized.sized and as_config(sized) is sized
+    with pytest.raises(ValueError, match="`num_target_items`"):
+        unsized.with_vocab_sizes(num_source_items=5, num_target_items=1, num_categories=0)
 
 
 def test_as_config_rejects_other_types():

@@ -13,10 +13,11 @@ from sitn_tf import ops as sitn_ops
 from sitn_tf.layers import MLP, SequenceEncoder, TargetAttention
 from sitn_tf.models import _inputs
 from sitn_tf.models.config import SITNConfig, as_config
+from sitn_tf.models.ctr import CTRModel
 
 
 @keras.saving.register_keras_serializable(package="sitn_tf")
-class DIN(keras.Model):
+class DIN(CTRModel):
     """Deep Interest Network on the target-domain history only.
 
     `y_hat = sigmoid(MLP(concat(u, v)))` with `u = TargetAttention(v, E)`,

@@ -81,10 +81,10 @@ class SITNPretrainer(keras.Model):
         kwargs.setdefault("name", "sitn_pretrainer")
         super().__init__(**kwargs)
         self.config = as_config(config)
-        if not self.config.pretrain:
+        if not (self.config.use_i2i or self.config.use_i2c):
             raise ValueError(
-                "`pretrain` is False in the config: stage 1 is switched off "
-                "(train SITNRanker from scratch instead)."
+                "`use_i2i` and `use_i2c` are both False: stage 1 would have no loss "
+                "(to train the ranker from scratch, skip stage 1: `run.pretrain: false`)."
             )
         cfg = self.config
         self.source_encoder = build_encoder(cfg, "source")

@@ -242,7 +242,7 @@ def test_bad_inputs_and_arguments():
         model({**x, features.SOURCE_ITEM_IDS: x[features.SOURCE_ITEM_IDS].astype("float32")})
     with pytest.raises(ValueError, match=features.TARGET_ITEM_IDS):
         model({**x, features.TARGET_ITEM_IDS: np.ones((8, 9), "int64")})
-    with pytest.raises(ValueError, match="`pretrain`"):
-        SITNPretrainer(config.replace(pretrain=False))
+    with pytest.raises(ValueError, match="`use_i2i` and `use_i2c`"):
+        SITNPretrainer(config.replace(use_i2i=False, use_i2c=False))
     with pytest.raises(ValueError, match="`top_k`"):
         SITNPretrainer({**config.to_dict(), "top_k": 9})

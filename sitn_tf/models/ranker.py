@@ -14,18 +14,19 @@ from sitn_tf import ops as sitn_ops
 from sitn_tf.layers import MLP, TargetAttention
 from sitn_tf.models import _inputs
 from sitn_tf.models.config import ENCODER_FIELDS, SITNConfig, as_config
+from sitn_tf.models.ctr import CTRModel
 from sitn_tf.models.pretrainer import SITNPretrainer, build_encoder
 
 logger = logging.getLogger(__name__)
 
 
 @keras.saving.register_keras_serializable(package="sitn_tf")
-class SITNRanker(keras.Model):
+class SITNRanker(CTRModel):
     """Stage 2 (Eqs. 8-9): `y_hat = sigmoid(MLP(concat(u_f^s, u_f^t, v)))`.
 
     * `Z^s = f_s(source history)`, `Z^t = f_t(target history)`: the same
       encoders as `SITNPretrainer`, initialised from it by `load_pretrained`
-      (or trained from scratch when `config.pretrain` is False);
+      (or trained from scratch when stage 1 is skipped);
     * `v`: the candidate item embedding. It is looked up in the target
       encoder's own item (and category) tables (`SequenceEncoder.embed_items`),
       since the candidate is a target-domain item with the same vocabulary as
@@ -35,10 +36,9 @@ class SITNRanker(keras.Model):
       DIN activation units, one per domain;
     * the head MLP (`config.mlp_units`, then one sigmoid unit).
 
-    Output: the click probability, shape `(batch,)`. Train with standard
-    Keras BCE, e.g.
-    `compile(optimizer, loss="binary_crossentropy", metrics=[keras.metrics.AUC()])`;
-    labels may be `(batch,)` or `(batch, 1)`.
+    Output: the click probability, shape `(batch,)`. The model owns Eq. 9:
+    `compile(optimizer)` trains with BCE and reports AUC and logloss
+    (`CTRModel`); labels may be `(batch,)` or `(batch, 1)`.
 
     Inputs: a dict keyed by `sitn_tf.features` names with integer ids,
     0 = padding: `ITEM_ID` (`(batch,)` or `(batch, 1)`), `SOURCE_ITEM_IDS`,
@@ -136,14 +136,9 @@ class SITNRanker(keras.Model):
             are left as initialised. The list is also logged.
 
         Raises:
-            ValueError: the config disables pretraining, or the two configs
-                disagree on a field that shapes the encoders.
+            ValueError: the two configs disagree on a field that shapes the
+                encoders.
         """
-        if not self.config.pretrain:
-            raise ValueError(
-                "`pretrain` is False in this ranker's config; refusing to load "
-                "pretrained encoders into a from-scratch (ablation) model."
-            )
         source = pretrainer
         if not isinstance(pretrainer, SITNPretrainer):
             pretrainer = _load_pretrainer(pretrainer)

@@ -106,8 +106,6 @@ def test_load_pretrained_errors(tmp_path):
     pretrainer = SITNPretrainer(config)
     with pytest.raises(ValueError, match="embedding_dim"):
         SITNRanker(config.replace(embedding_dim=16)).load_pretrained(pretrainer)
-    with pytest.raises(ValueError, match="`pretrain`"):
-        SITNRanker(config.replace(pretrain=False)).load_pretrained(pretrainer)
     with pytest.raises(ValueError, match="found 0"):
         SITNRanker(config).load_pretrained(tmp_path)
     pretrainer.save(tmp_path / "a.keras")

@@ -3,7 +3,7 @@
 Benchmarks measure the code that ships, not copies of it:
 
 * `train` feeds `SITNPretrainer`, `SITNRanker` and `DIN` through
-  `pipelines.train_lib.transformed_dataset` (the Trainers' tf.data input) and
+  `sitn_tf.training.stage_datasets` (the Trainers' tf.data input) and
   `keras.Model.fit`, compiled like the Trainers compile them;
 * `serve` loads a SavedModel written by `pipelines.serving.export_serving_model`
   (the Pusher's model, or one exported here the same way) and calls its

@@ -2,14 +2,13 @@
 
 * `converted_synthetic`: the seeded synthetic dataset, converted by the same
   Beam converter as real data (`sitn_tf.data.prepare_synthetic_dataset`).
-* `transformed`: the Transform's outputs for one `max_seq_len`: the
-  `transform_fn` with its vocabularies and the transformed train split as
-  gzip TFRecords, produced by `tft_beam.AnalyzeAndTransformDataset` with the
-  pipeline's own `preprocessing_fn` and the project schema (what the TFX
-  Transform component runs, without ML Metadata around it).
-* `serving_model`: a `SITNRanker` fitted for a few steps and exported with
-  `pipelines.serving.export_serving_model`, the exporter behind the Pusher's
-  model.
+* `transformed`: the Transform's outputs for one `max_seq_len`, from the
+  pipeline's own Transform (`pipelines.transform_run`: ExampleGen ...
+  Transform of `create_pipeline(..., transform_only=True)`), cached in its
+  ML Metadata store.
+* `serving_model`: a `SITNRanker` fitted for a few steps with the training
+  API and exported with `pipelines.serving.export_serving_model`, the
+  exporter behind the Pusher's model.
 
 Everything lives under one work folder (default `runs/bench/`); a finished
 item is marked by a `DONE` file and reused by later runs.
@@ -17,7 +16,6 @@ item is marked by a `DONE` file and reused by later runs.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import shutil
@@ -31,7 +29,6 @@ DONE = "DONE"
 # Histories kept by the conversion; each Transform then keeps its own
 # `max_seq_len` most recent items.
 CONVERSION_MAX_SEQ_LEN = 200
-TRANSFORMED_TRAIN = "transformed/train"
 # Small Beam jobs: one in-process worker starts fastest.
 LOCAL_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
 
@@ -79,119 +76,67 @@ def converted_synthetic(
     return out
 
 
-def _schema():
-    from google.protobuf import text_format
-    from tensorflow_metadata.proto.v0 import schema_pb2
+def transformed(data_dir: str, workdir: str, max_seq_len: int):
+    """The pipeline's Transform of `data_dir` with histories of `max_seq_len`.
 
-    from pipelines import defaults
-
-    with open(defaults.SCHEMA_PATH) as f:
-        return text_format.Parse(f.read(), schema_pb2.Schema())
-
-
-def transformed(data_dir: str, workdir: str, max_seq_len: int) -> str:
-    """Transform output for `data_dir`'s train split padded to `max_seq_len`.
-
-    Returns a folder usable as `tft.TFTransformOutput(folder)`, with the
-    transformed train examples under `transformed/train/`.
+    Returns a `pipelines.transform_run.TransformOutputs`; a second call with
+    the same data and length is a cache hit of the pipeline's metadata store.
     """
-    import apache_beam as beam
-    import tensorflow_transform as tft
-    import tensorflow_transform.beam as tft_beam
-    from apache_beam.options.pipeline_options import PipelineOptions
-    from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
-    from tfx_bsl.public import tfxio
-
-    from pipelines import preprocessing
+    from pipelines.transform_run import run_transform
+    from sitn_tf.config import Config
 
     key = os.path.basename(os.path.normpath(data_dir))
     out = os.path.join(workdir, "transform", f"{key}-l{max_seq_len}")
+    logger.info("bench: the pipeline's Transform (max_seq_len=%d) into %s", max_seq_len, out)
+    config = Config.from_dict({"transform": {"max_seq_len": max_seq_len}})
+    return run_transform(data_dir, out, config, beam_pipeline_args=list(LOCAL_BEAM_ARGS))
+
+
+def model_config(transform, config, max_seq_len: int):
+    """`SITNConfig` sized by the Transform's vocabularies, as the Trainers size it.
+
+    `config` is a `sitn_tf.config.Config` whose `model` section is used.
+    """
+    import tensorflow_transform as tft
+
+    from sitn_tf import training
+
+    config = config.updated({"transform": {"max_seq_len": max_seq_len}, "model": {}})
+    return training.sized_model_config(config, tft.TFTransformOutput(transform.transform_graph))
+
+
+def serving_model(transform, workdir: str, config, max_seq_len: int, fit_steps: int = 10) -> str:
+    """A ranker trained and exported like the Pusher's model; returns the SavedModel folder."""
+    import dataclasses
+
+    import tensorflow_transform as tft
+
+    from pipelines import serving
+    from sitn_tf import training
+
+    # Named after the Transform's folder under `workdir` (data and max_seq_len).
+    name = os.path.relpath(transform.transform_graph, os.path.join(workdir, "transform"))
+    out = os.path.join(workdir, "serving", name.split(os.sep)[0])
     if _done(out):
         return out
     if os.path.exists(out):
         shutil.rmtree(out)
-    logger.info("bench: running tf.Transform (max_seq_len=%d) into %s", max_seq_len, out)
-    custom_config = {**preprocessing.DEFAULTS, "max_seq_len": max_seq_len}
-    preprocessing_fn = functools.partial(
-        preprocessing.preprocessing_fn, custom_config=custom_config
-    )
-    source = tfxio.TFExampleRecord(
-        file_pattern=os.path.join(data_dir, "train", "*"), schema=_schema()
-    )
-    with beam.Pipeline(options=PipelineOptions(list(LOCAL_BEAM_ARGS))) as pipeline:
-        with tft_beam.Context(temp_dir=os.path.join(out, "tmp")):
-            raw = pipeline | "Read" >> source.BeamSource()
-            (data, metadata), transform_fn = (
-                raw,
-                source.TensorAdapterConfig(),
-            ) | "AnalyzeAndTransform" >> tft_beam.AnalyzeAndTransformDataset(preprocessing_fn)
-            _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(out)
-            _ = data | "Write" >> beam.io.WriteToTFRecord(
-                os.path.join(out, TRANSFORMED_TRAIN, "part"),
-                file_name_suffix=".gz",
-                coder=tft.coders.ExampleProtoCoder(metadata.schema),
-            )
-    # The raw schema, where the Transform component also leaves it: the
-    # serving signatures parse requests with it.
-    metadata_io.write_metadata(
-        dataset_metadata.DatasetMetadata(_schema()),
-        os.path.join(out, tft.TFTransformOutput.RAW_METADATA_DIR),
-    )
-    shutil.rmtree(os.path.join(out, "tmp"), ignore_errors=True)
-    _mark_done(out, {"data": data_dir, "transform": custom_config})
-    return out
-
-
-def transformed_train_files(transform_dir: str) -> str:
-    return os.path.join(transform_dir, TRANSFORMED_TRAIN, "*")
-
-
-def model_config(transform_dir: str, model: dict[str, Any], max_seq_len: int):
-    """`SITNConfig` sized by the Transform's vocabularies, as the Trainers size it."""
-    import tensorflow_transform as tft
-
-    from pipelines import train_lib
-
-    custom_config = {
-        "transform": {"max_seq_len": max_seq_len},
-        "model": dict(model),
-    }
-    return train_lib.model_config(custom_config, tft.TFTransformOutput(transform_dir))
-
-
-def serving_model(
-    transform_dir: str, workdir: str, model: dict[str, Any], max_seq_len: int, fit_steps: int = 10
-) -> str:
-    """A ranker exported like the Pusher's model; returns the SavedModel folder."""
-    import keras
-    import tensorflow_transform as tft
-
-    from pipelines import finetune_trainer, serving, train_lib
-
-    out = os.path.join(workdir, "serving", os.path.basename(transform_dir))
-    if _done(out):
-        return out
-    if os.path.exists(out):
-        shutil.rmtree(out)
-    output = tft.TFTransformOutput(transform_dir)
-    config = model_config(transform_dir, model, max_seq_len)
-    training = train_lib.training_config({})
-    keras.utils.set_random_seed(int(training["seed"]))
-    ranker = finetune_trainer.build_model(config, training)
+    output = tft.TFTransformOutput(transform.transform_graph)
+    model_config_ = model_config(transform, config, max_seq_len)
+    settings = dataclasses.replace(config.training, shuffle_buffer=1000, num_epochs=1)
     if fit_steps > 0:
         # Latency does not depend on the weights' values, but a fitted model
         # is what gets pushed; a few steps make it one.
-        dataset = train_lib.transformed_dataset(
-            transformed_train_files(transform_dir),
-            output,
-            int(training["batch_size"]),
-            shuffle=True,
-            seed=int(training["seed"]),
-            repeat=True,
-            shuffle_buffer=1000,
+        train_files = transform.split_files("train")
+        train, eval_ = training.stage_datasets(
+            training.FINETUNE, output, train_files, train_files, settings
         )
-        ranker.fit(dataset, epochs=1, steps_per_epoch=fit_steps, verbose=0)
+        ranker = training.fit_ranker(
+            model_config_, settings, train, eval_, steps=fit_steps, eval_steps=1, verbose=0
+        ).model
+    else:
+        ranker = training.build_ranker(model_config_, settings)
     serving.export_serving_model(ranker, output, out)
-    files.write_json(os.path.join(out, "assets.extra", "sitn_config.json"), config.to_dict())
-    _mark_done(out, {"transform": transform_dir, "fit_steps": fit_steps})
+    files.write_json(os.path.join(out, "assets.extra", "sitn_config.json"), model_config_.to_dict())
+    _mark_done(out, {"transform": transform.transform_graph, "fit_steps": fit_steps})
     return out

@@ -135,7 +135,8 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import tensorflow as tf
 
-    from pipelines import defaults, runner
+    from pipelines import defaults
+    from sitn_tf.config import load_config
 
     settings = _settings(args)
     workdir = os.path.abspath(args.workdir)
@@ -159,15 +160,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             items_per_domain=settings["items_per_domain"],
             max_seq_len=max(max_seq_len, fixtures.CONVERSION_MAX_SEQ_LEN),
         )
-        transform_dir = fixtures.transformed(data_dir, workdir, max_seq_len)
+        transform = fixtures.transformed(data_dir, workdir, max_seq_len)
         # The model the Amazon Books -> Movies config trains.
-        model_settings = runner.load_config(
+        run_config = load_config(
             os.path.join(defaults.REPO_ROOT, "pipelines", "configs", "amazon_books_movies.yaml")
-        )["model"]
+        )
         model_dir = fixtures.serving_model(
-            transform_dir,
+            transform,
             workdir,
-            model_settings,
+            run_config,
             max_seq_len,
             fit_steps=0 if args.quick else 20,
         )

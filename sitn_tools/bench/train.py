@@ -1,9 +1,9 @@
 """`sitn-tf bench train`: training throughput of stage 1, stage 2 and DIN.
 
 Every sweep point trains the real model through the Trainers' input function
-(`pipelines.train_lib.transformed_dataset` on Transform output, with stage 1's
-filter `pipelines.pretrain_trainer._pretraining_pair`), compiled as the
-Trainers compile it (`finetune_trainer.build_model`; Adam for stage 1), with
+(`sitn_tf.training.stage_datasets` on the pipeline's Transform output, with
+stage 1's filter `sitn_tf.training.pretraining_pair`), compiled as the
+Trainers compile it (`sitn_tf.training.build_ranker` / `build_pretrainer`), with
 `keras.Model.fit`. Timing:
 
 one `fit` whose first 2 steps are untimed warm-up (step 1 traces, and with
@@ -31,6 +31,7 @@ fails (e.g. killed for memory) is listed under `failed` and the sweep goes on.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import logging
 import math
@@ -189,44 +190,37 @@ class _WindowTimer:
             model.stop_training = True
 
 
-def _datasets(kind: str, transform_dir: str, batch_size: int, seed: int):
+def _datasets(kind: str, transform, batch_size: int, training):
+    """The train stream a Trainer reads (`sitn_tf.training.stage_datasets`) at `batch_size`."""
     import tensorflow_transform as tft
 
-    from pipelines import pretrain_trainer, train_lib
+    from sitn_tf import training as training_api
 
-    output = tft.TFTransformOutput(transform_dir)
-    files = fixtures.transformed_train_files(transform_dir)
-    common_args = dict(shuffle=True, seed=seed, repeat=True)
-    if kind == flops_lib.STAGE1:
-        return train_lib.transformed_dataset(
-            files,
-            output,
-            batch_size,
-            keep=pretrain_trainer._pretraining_pair,
-            with_label=False,
-            **common_args,
-        )
-    return train_lib.transformed_dataset(files, output, batch_size, **common_args)
+    stage = training_api.PRETRAIN if kind == flops_lib.STAGE1 else training_api.FINETUNE
+    batches = dataclasses.replace(training, batch_size=batch_size, pretrain_batch_size=batch_size)
+    files = transform.split_files("train")
+    train, _ = training_api.stage_datasets(
+        stage, tft.TFTransformOutput(transform.transform_graph), files, files, batches
+    )
+    return train
 
 
-def _build(kind: str, config, training: dict[str, Any]):
+def _build(kind: str, config, training):
+    """The model compiled as the Trainers compile it (`sitn_tf.training.build_*`)."""
     import keras
 
-    from pipelines import finetune_trainer, pretrain_trainer
+    from sitn_tf import training as training_api
 
-    keras.utils.set_random_seed(int(training["seed"]))
+    keras.utils.set_random_seed(training.seed)
     if kind == flops_lib.STAGE1:
-        return pretrain_trainer.build_model(config, training)
-    return finetune_trainer.build_model(
-        config, {**training, "model": "din" if kind == flops_lib.DIN else "sitn"}
-    )
+        return training_api.build_pretrainer(config, training)
+    model = "din" if kind == flops_lib.DIN else "sitn"
+    return training_api.build_ranker(config, dataclasses.replace(training, model=model))
 
 
-def _input_only(
-    kind: str, transform_dir: str, batch_size: int, settings: dict[str, Any], seed: int
-):
+def _input_only(kind: str, transform, batch_size: int, settings: dict[str, Any], training):
     model = flops_lib.STAGE1 if kind == INPUT_STAGE1 else flops_lib.STAGE2
-    iterator = iter(_datasets(model, transform_dir, batch_size, seed))
+    iterator = iter(_datasets(model, transform, batch_size, training))
 
     def step():
         return next(iterator)
@@ -254,13 +248,17 @@ def _input_only(
 def measure_point(
     kind: str,
     config,
-    transform_dir: str,
+    transform,
     batch_size: int,
     jit_compile: bool | None,
-    training: dict[str, Any],
+    training,
     settings: dict[str, Any],
 ) -> dict[str, Any]:
-    """One sweep point: returns its figures (see the module docstring)."""
+    """One sweep point: returns its figures (see the module docstring).
+
+    `transform` is a `pipelines.transform_run.TransformOutputs`, `training` a
+    `sitn_tf.config.TrainingConfig`.
+    """
     import keras
 
     point: dict[str, Any] = {
@@ -269,17 +267,16 @@ def measure_point(
         "max_seq_len": config.max_seq_len,
         "jit_compile": jit_compile if kind not in INPUTS else None,
     }
-    seed = int(training["seed"])
     with common.RssSampler() as rss:
         if kind in INPUTS:
-            point.update(_input_only(kind, transform_dir, batch_size, settings, seed))
+            point.update(_input_only(kind, transform, batch_size, settings, training))
         else:
             model = _build(kind, config, training)
             point["shipped_jit_compile"] = bool(model.jit_compile)
             model.jit_compile = jit_compile
             timer = _WindowTimer(batch_size, settings)
             model.fit(
-                _datasets(kind, transform_dir, batch_size, seed),
+                _datasets(kind, transform, batch_size, training),
                 epochs=1,
                 steps_per_epoch=10**9,  # the timer stops the fit
                 callbacks=[timer.callback],
@@ -318,10 +315,10 @@ _FAILURE_TAIL_CHARS = 2000
 def measure_point_in_subprocess(
     kind: str,
     config,
-    transform_dir: str,
+    transform,
     batch_size: int,
     jit_compile: bool | None,
-    training: dict[str, Any],
+    training,
     settings: dict[str, Any],
 ) -> dict[str, Any]:
     """`measure_point` in a fresh Python process; see "Isolation" above.
@@ -332,10 +329,10 @@ def measure_point_in_subprocess(
     request = {
         "kind": kind,
         "config": config.to_dict(),
-        "transform_dir": transform_dir,
+        "transform": dataclasses.asdict(transform),
         "batch_size": batch_size,
         "jit_compile": jit_compile,
-        "training": training,
+        "training": dataclasses.asdict(training),
         "settings": settings,
     }
     with tempfile.TemporaryDirectory(prefix="sitn-bench-point-") as tmp:
@@ -366,16 +363,18 @@ def _point_main(argv: list[str]) -> int:
     if len(argv) != 2:
         print("usage: python -m sitn_tools.bench.train REQUEST.json RESULT.json", file=sys.stderr)
         return 2
+    from pipelines.transform_run import TransformOutputs
+    from sitn_tf.config import TrainingConfig
     from sitn_tf.models import SITNConfig
 
     request = files.read_json(argv[0])
     point = measure_point(
         request["kind"],
         SITNConfig.from_dict(request["config"]),
-        request["transform_dir"],
+        TransformOutputs(**request["transform"]),
         request["batch_size"],
         request["jit_compile"],
-        request["training"],
+        TrainingConfig(**request["training"]),
         request["settings"],
     )
     files.write_json(argv[1], point)
@@ -396,15 +395,14 @@ def _xla_modes(value: str) -> tuple[bool, ...]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from pipelines import runner, train_lib
+    from sitn_tf.config import load_config
 
     settings = _settings(args)
     models = tuple(args.models)
-    run_config = runner.load_config(args.config)
-    training = train_lib.training_config({"training": run_config["training"]})
-    model_settings = dict(run_config["model"])
+    run_config = load_config(args.config)
     if args.quick:
-        model_settings.update(QUICK_MODEL)
+        run_config = run_config.updated({"model": QUICK_MODEL})
+    training = run_config.training
     xla = args.xla or ("off" if args.quick else "both")
     isolate = (not args.quick) if args.isolate is None else args.isolate
     workdir = os.path.abspath(args.workdir)
@@ -416,8 +414,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "models": list(models),
             "xla": xla,
             "isolate": isolate,
-            "model_config": model_settings,
-            "training": training,
+            "model_config": run_config.to_dict()["model"],
+            "training": dataclasses.asdict(training),
             "run_config_file": args.config,
             "data": args.data or "synthetic",
         },
@@ -444,8 +442,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
     report["config"]["data_dir"] = data_dir
     for seq_len in settings["seq_lens"]:
-        transform_dir = fixtures.transformed(data_dir, workdir, seq_len)
-        config = fixtures.model_config(transform_dir, model_settings, seq_len)
+        transform = fixtures.transformed(data_dir, workdir, seq_len)
+        config = fixtures.model_config(transform, run_config, seq_len)
         report.setdefault("model_configs", {})[str(seq_len)] = config.to_dict()
         for batch_size in settings["batch_sizes"]:
             for kind in models:
@@ -475,7 +473,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     measure = measure_point_in_subprocess if isolate else measure_point
                     try:
                         point = measure(
-                            kind, config, transform_dir, batch_size, jit, training, settings
+                            kind, config, transform, batch_size, jit, training, settings
                         )
                     except PointFailed as error:
                         failed = {

@@ -10,12 +10,10 @@ An experiment file (YAML or JSON) has these keys; only `data` is required:
     seeds: [1, 2, 3, 4, 5]
     variants: [din, no_pretrain, ...]  # default: all of VARIANTS, in that order
     single_granularity: 64             # K of the "w/o MG" variants
-    transform: {...}                   # as in the pipeline's config
-    model: {...}
+    transform: {...}                   # the sections of `sitn_tf.config.Config`,
+    model: {...}                       #   as in a pipeline config
     training: {...}
-    pretrain_steps: 600
-    train_steps: 2000
-    eval_steps: 100
+    run: {pretrain_steps: 600, train_steps: 2000, eval_steps: 100, beam_args: [...]}
     cluster_figure_variant: sitn       # whose stage-1 clusters Figure 3 shows
     report_dir: docs/results/...       # optional: copy the report files here
     share_transform_with: runs/experiments/amazon_books_movies
@@ -34,6 +32,7 @@ import os
 from typing import Any
 
 from pipelines import defaults
+from sitn_tf.config import Config
 from sitn_tf.files import read_mapping
 
 
@@ -48,6 +47,7 @@ class Variant:
       baseline: a competitor (the paired test compares SITN with the best of these).
       model: `SITNConfig` overrides; `single_granularity` is filled in later.
       training: training overrides (`model: din` selects the DIN ranker).
+      run: run overrides (`pretrain: false` skips stage 1).
     """
 
     name: str
@@ -56,10 +56,11 @@ class Variant:
     baseline: bool = False
     model: dict[str, Any] = dataclasses.field(default_factory=dict)
     training: dict[str, Any] = dataclasses.field(default_factory=dict)
+    run: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def pretrains(self) -> bool:
-        return bool(self.model.get("pretrain", True)) and self.training.get("model") != "din"
+        return bool(self.run.get("pretrain", True)) and self.training.get("model") != "din"
 
 
 _SINGLE = "single_granularity"  # placeholder for the configured single K
@@ -70,8 +71,8 @@ VARIANTS: tuple[Variant, ...] = (
         "DIN (target domain only)",
         "Table 2",
         baseline=True,
-        model={"pretrain": False},
         training={"model": "din"},
+        run={"pretrain": False},
     ),
     Variant(
         "i2i_only",
@@ -81,7 +82,7 @@ VARIANTS: tuple[Variant, ...] = (
         model={"use_i2c": False},
     ),
     Variant(
-        "no_pretrain", "w/o L_i2c & L_i2i (no pretraining)", "Table 3", model={"pretrain": False}
+        "no_pretrain", "w/o L_i2c & L_i2i (no pretraining)", "Table 3", run={"pretrain": False}
     ),
     Variant("no_i2i", "w/o L_i2i", "Table 3", model={"use_i2i": False}),
     Variant("no_mg_mv", "w/o MG & MV", "Table 4", model={"granularities": _SINGLE, "top_k": 1}),
@@ -100,12 +101,9 @@ DEFAULTS: dict[str, Any] = {
     "transform": {},
     "model": {},
     "training": {},
-    "pretrain_steps": 500,
-    "train_steps": 1000,
-    "eval_steps": 50,
+    "run": {},
     "cluster_figure_variant": "sitn",
     "report_dir": None,
-    "beam_args": [],
     "share_transform_with": None,
 }
 
@@ -155,16 +153,18 @@ def validate(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
         raise ValueError(
             f"{source}: unknown variant(s) {unknown}; known: {[v.name for v in VARIANTS]}"
         )
-    granularities = list(config["model"].get("granularities", (32, 64, 128, 256)))
+    base = Config.from_dict(
+        {key: config[key] for key in ("transform", "model", "training", "run")}, source=source
+    )
+    granularities = list(base.model.granularities)
     single = config["single_granularity"]
     if single is None:
         single = granularities[len(granularities) // 2]
     if int(single) < 1:
         raise ValueError(f"{source}: `single_granularity` must be >= 1, got {single}")
     config["single_granularity"] = int(single)
-    for key in ("pretrain_steps", "train_steps", "eval_steps"):
-        if int(config[key]) < 1:
-            raise ValueError(f"{source}: `{key}` must be >= 1, got {config[key]}")
+    for variant in config["variants"]:
+        run_config(config, VARIANTS_BY_NAME[variant], seed=0, source=source)
     if config["cluster_figure_variant"] not in config["variants"]:
         raise ValueError(
             f"{source}: `cluster_figure_variant` {config['cluster_figure_variant']!r} "
@@ -179,14 +179,24 @@ def validate(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
     return config
 
 
-def trainer_config(config: dict[str, Any], variant: Variant, seed: int) -> dict[str, Any]:
-    """The Trainers' `custom_config` for one run: the pipeline's layout, variant applied."""
-    model = {**config["model"], "pretrain": True}
+def run_config(
+    config: dict[str, Any], variant: Variant, seed: int, source: str = "config"
+) -> Config:
+    """The typed config of one run: the experiment's sections, the variant applied."""
+    model = dict(config["model"])
     for key, value in variant.model.items():
         model[key] = [config["single_granularity"]] if value == _SINGLE else value
-    training = {**config["training"], **variant.training, "seed": int(seed)}
-    return {
-        "transform": dict(config["transform"]),
-        "model": model,
-        "training": training,
-    }
+    return Config.from_dict(
+        {
+            "transform": config["transform"],
+            "model": model,
+            "training": {**config["training"], **variant.training, "seed": int(seed)},
+            "run": {**config["run"], **variant.run},
+        },
+        source=f"{source} (variant {variant.name})",
+    )
+
+
+def trainer_config(config: dict[str, Any], variant: Variant, seed: int) -> dict[str, Any]:
+    """The Trainers' `custom_config` of one run (kept in each run's record)."""
+    return run_config(config, variant, seed).custom_config()

@@ -35,16 +35,20 @@ def test_trainer_config_applies_each_variant(tmp_path):
     def model(name):
         return config_lib.trainer_config(config, by[name], seed=3)["model"]
 
+    def run(name):
+        return config_lib.run_config(config, by[name], seed=3)
+
     assert model("sitn")["granularities"] == [8, 16, 32] and model("sitn")["top_k"] == 3
-    assert model("sitn")["pretrain"] is True
+    assert run("sitn").pretrains
     assert model("no_mg")["granularities"] == [16] and model("no_mg")["top_k"] == 3
     assert model("no_mv")["granularities"] == [8, 16, 32] and model("no_mv")["top_k"] == 1
     assert model("no_mg_mv")["granularities"] == [16] and model("no_mg_mv")["top_k"] == 1
     assert model("i2i_only")["use_i2c"] is False
     assert model("no_i2i")["use_i2i"] is False
-    assert model("no_pretrain")["pretrain"] is False
-    din = config_lib.trainer_config(config, by["din"], seed=3)
-    assert din["training"] == {"batch_size": 64, "model": "din", "seed": 3}
+    assert not run("no_pretrain").pretrains and not run("no_pretrain").run.pretrain
+    din = run("din")
+    assert (din.training.batch_size, din.training.model, din.training.seed) == (64, "din", 3)
+    assert not din.pretrains
     assert not by["din"].pretrains and not by["no_pretrain"].pretrains and by["no_mv"].pretrains
 
 
@@ -56,7 +60,8 @@ def test_trainer_config_applies_each_variant(tmp_path):
         ("data: {command: bogus}\n", "interactions|amazon|synthetic"),
         ("data: {dir: d}\nseeds: [1, 1]\n", "`seeds` must be distinct"),
         ("data: {dir: d}\nvariants: [sitn, nope]\n", r"unknown variant\(s\) \['nope'\]"),
-        ("data: {dir: d}\ntrain_steps: 0\n", "`train_steps` must be >= 1"),
+        ("data: {dir: d}\nrun: {train_steps: 0}\n", r"run.train_steps: `train_steps` must be"),
+        ("data: {dir: d}\ntraining: {batch_size: 0}\n", r"training.batch_size"),
         ("data: {dir: d}\nsurprise: 1\n", r"unknown key\(s\) \['surprise'\]"),
         ("data: {dir: d}\nvariants: [din, sitn]\ncluster_figure_variant: din\n", "pretrained"),
         ("data: {dir: d}\nvariants: [din]\n", "not among the variants"),

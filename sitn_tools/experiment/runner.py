@@ -7,10 +7,10 @@ Steps (each reused when already done, so an interrupted experiment resumes):
 2. Run the pipeline up to the Transform once (`create_pipeline(...,
    transform_only=True)` with the same components, schema and
    `preprocessing_fn` as the full pipeline).
-3. For each variant and seed: the pipeline's own `run_fn`s, called with the
-   `FnArgs` the Trainer would build: "pretrain" (stage 1) when the variant
-   pretrains, then "finetune" (stage 2, early stopping on the eval split,
-   best epoch recorded) with the pretrained model as `base_model`.
+3. For each variant and seed: the training API the Trainers' `run_fn`s
+   adapt (`sitn_tf.training`): stage 1 when the variant pretrains, then
+   stage 2 (early stopping on the eval split, best epoch recorded) from the
+   pretrained model.
 4. Score the exported SavedModel's `serving_default` on the raw test split,
    once per run: what is measured is what ships. AUC, logloss and GAUC go to
    `runs/<variant>/seed-<s>/result.json`.
@@ -22,7 +22,8 @@ Output layout under `--output` (default `runs/experiments/<name>`):
 
     data/                       converted data (when the config converts)
     transform/, metadata.db     the Transform-only pipeline
-    runs/<variant>/seed-<s>/    pretrain/, finetune/, result.json
+    runs/<variant>/seed-<s>/    pretrain/ (pretrainer.keras, logs), finetune/ (model, logs),
+                                result.json
     results.json results.md auc.png clusters_tsne.png clusters.json
 """
 
@@ -67,6 +68,11 @@ def portable(value: Any) -> Any:
     return value
 
 
+def run_folder(output: str, variant: str, seed: int) -> str:
+    """Where one run keeps its models, logs and `result.json`."""
+    return os.path.join(output, "runs", variant, f"seed-{seed}")
+
+
 # --------------------------------------------------------------------------- data
 
 
@@ -106,72 +112,21 @@ def prepare_data(config: dict[str, Any], output: str) -> str:
     return folder
 
 
-def run_transform(config: dict[str, Any], data: str, output: str) -> dict[str, str]:
-    """Runs ExampleGen ... Transform (cached in `metadata.db`); returns artifact URIs."""
-    from tfx import v1 as tfx
+def run_transform(config: dict[str, Any], data: str, output: str):
+    """The pipeline's own Transform on `data` (cached in `output/metadata.db`)."""
+    from pipelines.transform_run import run_transform as run_pipeline_transform
 
-    from pipelines import run_summary, sitn_pipeline
-
-    name = f"{defaults.PIPELINE_NAME}-experiment"
-    metadata_path = os.path.join(output, "metadata.db")
-    pipeline = sitn_pipeline.create_pipeline(
-        pipeline_name=name,
-        pipeline_root=os.path.join(output, "transform"),
-        data_root=data,
-        serving_model_dir=os.path.join(output, "unused-serving"),
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            metadata_path
-        ),
-        transform_config=config["transform"],
-        beam_pipeline_args=sitn_pipeline.merge_beam_args(config["beam_args"]),
-        transform_only=True,
+    base = config_lib.run_config(config, config_lib.VARIANTS_BY_NAME["sitn"], seed=0)
+    return run_pipeline_transform(
+        data,
+        output,
+        base,
+        beam_pipeline_args=base.run.beam_args,
+        pipeline_name=f"{defaults.PIPELINE_NAME}-experiment",
     )
-    from pipelines.runner import quiet_absl_info
-
-    start = time.monotonic()
-    with quiet_absl_info():
-        tfx.orchestration.LocalDagRunner().run(pipeline)
-    summary = run_summary.summarize(metadata_path, name)
-    states = {node: info["state"] for node, info in summary["components"].items()}
-    outputs = summary["artifacts"].get("Transform", {})
-    missing = [k for k in ("TransformGraph", "Examples") if k not in outputs]
-    if missing:
-        raise RuntimeError(f"the Transform run left no {missing} artifacts; states: {states}")
-    _say(f"transform: {states} in {time.monotonic() - start:.1f} s")
-    return {
-        "transform_graph": outputs["TransformGraph"],
-        "transformed_examples": outputs["Examples"],
-        "states": states,
-    }
 
 
 # --------------------------------------------------------------------------- one run
-
-
-def _fn_args(
-    uris: dict[str, str],
-    custom_config: dict[str, Any],
-    run_dir: str,
-    steps: int,
-    eval_steps: int,
-    base_model: str | None,
-):
-    from tfx import v1 as tfx
-
-    examples = uris["transformed_examples"]
-    return tfx.components.FnArgs(
-        working_dir=run_dir,
-        train_files=[os.path.join(examples, "Split-train", "*")],
-        eval_files=[os.path.join(examples, "Split-eval", "*")],
-        train_steps=int(steps),
-        eval_steps=int(eval_steps),
-        transform_graph_path=uris["transform_graph"],
-        transform_output=uris["transform_graph"],
-        serving_model_dir=os.path.join(run_dir, "model"),
-        model_run_dir=os.path.join(run_dir, "model_run"),
-        base_model=base_model,
-        custom_config=custom_config,
-    )
 
 
 def score_test_split(serving_model_dir: str, test_pattern: str, batch_size: int = 1024):
@@ -236,68 +191,89 @@ def run_one(
     config: dict[str, Any],
     variant: config_lib.Variant,
     seed: int,
-    uris: dict[str, str],
+    transform,
     data: str,
     run_dir: str,
     known_items: set[bytes],
 ) -> dict[str, Any]:
-    """Stage 1 (if the variant pretrains), stage 2 and the test scoring of one run."""
+    """Stage 1 (if the variant pretrains), stage 2 and the test scoring of one run.
+
+    Both stages go through the training API (`sitn_tf.training`), the same
+    functions the Trainers' `run_fn`s call; stage 2's model is exported by the
+    pipeline's own exporter and scored through its `serving_default`.
+    """
     import keras
+    import tensorflow_transform as tft
 
-    from pipelines import finetune_trainer, pretrain_trainer
-    from sitn_tf import metrics
+    from pipelines import serving
+    from sitn_tf import metrics, training
 
-    custom_config = config_lib.trainer_config(config, variant, seed)
+    run = config_lib.run_config(config, variant, seed)
     record: dict[str, Any] = {
         "variant": variant.name,
         "label": variant.label,
         "seed": int(seed),
-        "config": custom_config,
+        "config": run.custom_config(),
     }
+    transform_output = tft.TFTransformOutput(transform.transform_graph)
+    model_config = training.sized_model_config(run, transform_output)
+    train_files, eval_files = transform.split_files("train"), transform.split_files("eval")
 
-    def stage(run_fn, name: str, steps: int, base_model: str | None):
-        """One Trainer's `run_fn` in a fresh Keras session; returns its FnArgs and seconds."""
+    pretrained = None
+    if run.pretrains:
         keras.backend.clear_session()
-        args = _fn_args(
-            uris,
-            custom_config,
-            os.path.join(run_dir, name),
-            steps,
-            config["eval_steps"],
-            base_model,
+        train, eval_ = training.stage_datasets(
+            training.PRETRAIN, transform_output, train_files, eval_files, run.training
         )
-        start = time.monotonic()
-        run_fn(args)
-        return args, round(time.monotonic() - start, 2)
-
-    base_model = None
-    if variant.pretrains:
-        args, record["pretrain_seconds"] = stage(
-            pretrain_trainer.run_fn, "pretrain", config["pretrain_steps"], None
+        stage1 = training.fit_pretrainer(
+            model_config,
+            run.training,
+            train,
+            eval_,
+            steps=run.run.pretrain_steps,
+            eval_steps=run.run.eval_steps,
+            log_dir=os.path.join(run_dir, "pretrain", "logs"),
         )
-        record["pretrain_steps"] = int(config["pretrain_steps"])
-        record["pretrain_history"] = read_json(os.path.join(args.serving_model_dir, "history.json"))
-        base_model = args.serving_model_dir
-    args, record["finetune_seconds"] = stage(
-        finetune_trainer.run_fn, "finetune", config["train_steps"], base_model
+        record["pretrain_seconds"] = round(stage1.seconds, 2)
+        record["pretrain_steps"] = stage1.steps
+        record["pretrain_history"] = stage1.history
+        # Kept for Figure 3 (the cluster analysis reads it back); relative to
+        # the run's folder, so a resumed experiment finds it wherever it lives.
+        path = training.save_pretrainer(stage1.model, os.path.join(run_dir, "pretrain"))
+        record["pretrainer"] = os.path.relpath(path, run_dir)
+        pretrained = stage1.model
+    # A fresh Keras session for stage 2 (the pretrainer object stays usable).
+    keras.backend.clear_session()
+    train, eval_ = training.stage_datasets(
+        training.FINETUNE, transform_output, train_files, eval_files, run.training
     )
-    summary = read_json(os.path.join(args.model_run_dir, "training_summary.json"))
-    val_auc = summary["history"].get("val_auc", [])
+    stage2 = training.fit_ranker(
+        model_config,
+        run.training,
+        train,
+        eval_,
+        steps=run.run.train_steps,
+        eval_steps=run.run.eval_steps,
+        pretrained=pretrained,
+        log_dir=os.path.join(run_dir, "finetune", "logs"),
+    )
+    serving_dir = os.path.join(run_dir, "finetune", "model")
+    serving.export_serving_model(stage2.model, transform_output, serving_dir)
+    val_auc = stage2.history.get("val_auc", [])
     record.update(
         {
-            "best_epoch": summary["best_epoch"],
-            "epochs_run": summary["epochs_run"],
-            "steps_per_epoch": summary["steps_per_epoch"],
-            "train_steps": summary["steps_per_epoch"] * summary["epochs_run"],
-            "restored_variables": summary["restored_variables"],
+            "finetune_seconds": round(stage2.seconds, 2),
+            "best_epoch": stage2.best_epoch,
+            "epochs_run": stage2.epochs_run,
+            "steps_per_epoch": stage2.steps_per_epoch,
+            "train_steps": stage2.steps,
+            "restored_variables": len(stage2.restored_variables),
             "eval_auc": max(val_auc) if val_auc else None,
-            "finetune_history": summary["history"],
+            "finetune_history": stage2.history,
         }
     )
     start = time.monotonic()
-    labels, scores, users, items = score_test_split(
-        args.serving_model_dir, os.path.join(data, "test", "*")
-    )
+    labels, scores, users, items = score_test_split(serving_dir, os.path.join(data, "test", "*"))
     record["metrics"] = metrics.all_metrics(labels, scores, users)
     known = np.fromiter((item in known_items for item in items.tolist()), bool, items.size)
     record["metrics_by_candidate"] = {
@@ -327,7 +303,7 @@ def run_one(
 
 
 def cluster_analysis(
-    pretrainer_path: str, uris: dict[str, str], output: str, seed: int, eval_steps: int
+    pretrainer_path: str, transform, output: str, seed: int, eval_steps: int
 ) -> dict[str, Any]:
     """Figure 3 and its numbers from one stage-1 model.
 
@@ -340,20 +316,20 @@ def cluster_analysis(
     import keras
     import tensorflow_transform as tft
 
-    from pipelines import pretrain_trainer, train_lib
     from sitn_tf import ops as sitn_ops
+    from sitn_tf import training
     from sitn_tools.experiment import clusters as clusters_lib
 
     model = keras.saving.load_model(pretrainer_path)
     cfg = model.config
-    dataset = train_lib.transformed_dataset(
-        os.path.join(uris["transformed_examples"], "Split-eval", "*"),
-        tft.TFTransformOutput(uris["transform_graph"]),
+    dataset = training.transformed_dataset(
+        transform.split_files("eval"),
+        tft.TFTransformOutput(transform.transform_graph),
         512,
         shuffle=False,
         seed=seed,
         repeat=False,
-        keep=pretrain_trainer._pretraining_pair,
+        keep=training.pretraining_pair,
         with_label=False,
     )
     instances: dict[str, list[np.ndarray]] = {"source": [], "target": []}
@@ -471,7 +447,7 @@ def run(
     data = prepare_data(config, output)
     # Another experiment's Transform (same data, same `transform`) is a cache
     # hit in its metadata store: studies on the same data skip the Transform.
-    uris = run_transform(config, data, config["share_transform_with"] or output)
+    transform = run_transform(config, data, config["share_transform_with"] or output)
     known_items = train_target_items(data)
 
     chosen = [v for v in config_lib.VARIANTS if v.name in config["variants"]]
@@ -479,7 +455,7 @@ def run(
     records: list[dict[str, Any]] = []
     run_seconds = 0.0
     for index, (variant, seed) in enumerate(todo, 1):
-        run_dir = os.path.join(output, "runs", variant.name, f"seed-{seed}")
+        run_dir = run_folder(output, variant.name, seed)
         result_path = os.path.join(run_dir, RESULT_FILE)
         if os.path.exists(result_path):
             record = read_json(result_path)
@@ -491,7 +467,7 @@ def run(
             shutil.rmtree(run_dir)  # a run cut short or made with other settings
         _say(f"[{index}/{len(todo)}] {variant.name} seed {seed}: training")
         start = time.monotonic()
-        record = run_one(config, variant, seed, uris, data, run_dir, known_items)
+        record = run_one(config, variant, seed, transform, data, run_dir, known_items)
         record["wall_seconds"] = round(time.monotonic() - start, 2)
         run_seconds += record["wall_seconds"]
         write_json(result_path, record)
@@ -506,21 +482,25 @@ def run(
 
     figure_variant = config["cluster_figure_variant"]
     figure_seed = config["seeds"][0]
-    pretrainer = os.path.join(
-        output,
-        "runs",
-        figure_variant,
-        f"seed-{figure_seed}",
-        "pretrain",
-        "model",
-        "pretrainer.keras",
+    figure_record = next(
+        r for r in records if r["variant"] == figure_variant and r["seed"] == figure_seed
     )
-    clusters = cluster_analysis(pretrainer, uris, output, figure_seed, int(config["eval_steps"]))
+    eval_steps = config_lib.run_config(
+        config, config_lib.VARIANTS_BY_NAME[figure_variant], figure_seed
+    ).run.eval_steps
+    figure_run_dir = run_folder(output, figure_variant, figure_seed)
+    clusters = cluster_analysis(
+        os.path.join(figure_run_dir, figure_record["pretrainer"]),
+        transform,
+        output,
+        figure_seed,
+        eval_steps,
+    )
 
     meta = {
         "name": config["name"],
         "data": data,
-        "transform_states": uris["states"],
+        "transform_states": transform.states,
         "wall_seconds_this_invocation": round(time.monotonic() - wall_start, 1),
         "training_seconds_this_invocation": round(run_seconds, 1),
         "training_seconds_all_runs": round(sum(r["wall_seconds"] for r in records), 1),

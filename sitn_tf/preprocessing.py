@@ -29,6 +29,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from sitn_tf import features as F
+from sitn_tf.config import TransformConfig
 
 USER_VOCAB = "user_id"
 TARGET_ITEM_VOCAB = "target_items"
@@ -37,24 +38,12 @@ CATEGORY_VOCAB = "categories"
 
 HISTORY_BUCKETS = ((0, 0, "0"), (1, 2, "1-2"), (3, 5, "3-5"), (6, None, "6+"))
 
-DEFAULTS: dict[str, Any] = {
-    "max_seq_len": 100,
-    "num_oov_buckets": 1,
-    "frequency_threshold": 1,
-}
 
-
-def _config(custom_config: dict[str, Any] | None) -> dict[str, Any]:
-    config = dict(DEFAULTS)
-    config.update({k: v for k, v in (custom_config or {}).items() if k in DEFAULTS})
-    if int(config["max_seq_len"]) < 1:
-        raise ValueError(f"`max_seq_len` must be >= 1, got {config['max_seq_len']}")
-    if int(config["num_oov_buckets"]) < 1:
-        # Serving must map unseen ids somewhere other than padding.
-        raise ValueError(f"`num_oov_buckets` must be >= 1, got {config['num_oov_buckets']}")
-    if int(config["frequency_threshold"]) < 1:
-        raise ValueError(f"`frequency_threshold` must be >= 1, got {config['frequency_threshold']}")
-    return config
+def transform_config(custom_config: dict[str, Any] | TransformConfig | None) -> TransformConfig:
+    """The Transform component's `custom_config` (the config's `transform` section), typed."""
+    if isinstance(custom_config, TransformConfig):
+        return custom_config
+    return TransformConfig(**dict(custom_config or {}))
 
 
 def _scalar(x: tf.Tensor | tf.SparseTensor, default: Any) -> tf.Tensor:
@@ -95,7 +84,7 @@ def history_bucket(length: tf.Tensor) -> tf.Tensor:
 
 
 def preprocessing_fn(
-    inputs: dict[str, Any], custom_config: dict[str, Any] | None = None
+    inputs: dict[str, Any], custom_config: dict[str, Any] | TransformConfig | None = None
 ) -> dict[str, tf.Tensor]:
     """tf.Transform preprocessing: raw features -> padded integer-id tensors.
 
@@ -104,11 +93,11 @@ def preprocessing_fn(
     `target_item_ids`, `target_categories`; `(batch,)` int64 `label` (when
     present), `target_history_length` and string `target_history_bucket`.
     """
-    config = _config(custom_config)
-    max_len = int(config["max_seq_len"])
-    oov = int(config["num_oov_buckets"])
+    config = transform_config(custom_config)
+    max_len = config.max_seq_len
+    oov = config.num_oov_buckets
     # tf.Transform warns that a threshold of 1 is a no-op and wants None.
-    threshold = int(config["frequency_threshold"]) if config["frequency_threshold"] > 1 else None
+    threshold = config.frequency_threshold if config.frequency_threshold > 1 else None
 
     user = _scalar(inputs[F.USER_ID], "")
     item = _scalar(inputs[F.ITEM_ID], "")

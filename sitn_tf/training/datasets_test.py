@@ -1,4 +1,4 @@
-"""`train_lib.transformed_dataset` with stage 1's filter, against numpy.
+"""`transformed_dataset` with stage 1's filter, against numpy; the builders' XLA settings.
 
 The files are written in the Transform's output format (gzip TFRecords of
 int64 ids, `transformed_metadata/` schema) without running Beam; the
@@ -8,6 +8,7 @@ gives, computed with numpy.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
@@ -16,8 +17,9 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
 
-from pipelines import finetune_trainer, pretrain_trainer, train_lib
 from sitn_tf import features as F
+from sitn_tf import training
+from sitn_tf.config import TrainingConfig
 
 SEQ_LEN = 4
 # Unequal files, more than one parse batch (1,024) and a partial last one.
@@ -99,14 +101,14 @@ def _old_filter(rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def _dataset(pattern, output, batch_size, *, repeat, shuffle=False, with_label=False):
-    return train_lib.transformed_dataset(
+    return training.transformed_dataset(
         pattern,
         output,
         batch_size,
         shuffle=shuffle,
         seed=5,
         repeat=repeat,
-        keep=pretrain_trainer._pretraining_pair,
+        keep=training.pretraining_pair,
         with_label=with_label,
         shuffle_buffer=500,
     )
@@ -118,7 +120,7 @@ def test_pretraining_pair_is_a_per_example_mask():
         F.TARGET_ITEM_IDS: tf.constant([[0, 0, 0], [0, 0, 7], [4, 5, 0], [3, 0, 0]], tf.int64),
     }
     np.testing.assert_array_equal(
-        pretrain_trainer._pretraining_pair(batch).numpy(), [False, True, False, True]
+        training.pretraining_pair(batch).numpy(), [False, True, False, True]
     )
 
 
@@ -165,7 +167,7 @@ def test_keep_must_return_a_batch_mask(transformed):
         return tf.reduce_any(tf.not_equal(x[F.TARGET_ITEM_IDS], 0))
 
     with pytest.raises(ValueError, match=r"`keep` must return a \(batch,\) bool mask"):
-        train_lib.transformed_dataset(
+        training.transformed_dataset(
             pattern, output, 8, shuffle=False, seed=0, repeat=False, keep=whole_batch
         )
 
@@ -176,8 +178,8 @@ def test_keep_must_return_a_batch_mask(transformed):
 @pytest.mark.parametrize("key", ["jit_compile", "pretrain_jit_compile"])
 @pytest.mark.parametrize("value", ["yes", 1, 0, None, "on"])
 def test_jit_settings_reject_anything_but_auto_true_false(key, value):
-    with pytest.raises(ValueError, match=f"`training.{key}` must be auto, true or false"):
-        train_lib.training_config({"training": {key: value}})
+    with pytest.raises(ValueError, match=f"`{key}` must be auto, true or false"):
+        TrainingConfig(**{key: value})
 
 
 _TINY_MODEL = dict(
@@ -190,9 +192,12 @@ _TINY_MODEL = dict(
 @pytest.mark.parametrize(
     "build, key",
     [
-        (lambda c, t: finetune_trainer.build_model(c, t), "jit_compile"),
-        (lambda c, t: finetune_trainer.build_model(c, {**t, "model": "din"}), "jit_compile"),
-        (lambda c, t: pretrain_trainer.build_model(c, t), "pretrain_jit_compile"),
+        (lambda c, t: training.build_ranker(c, t), "jit_compile"),
+        (
+            lambda c, t: training.build_ranker(c, dataclasses.replace(t, model="din")),
+            "jit_compile",
+        ),
+        (lambda c, t: training.build_pretrainer(c, t), "pretrain_jit_compile"),
     ],
     ids=["sitn", "din", "stage1"],
 )
@@ -203,9 +208,9 @@ def test_trainers_compile_with_their_own_jit_setting(build, key):
     other = "pretrain_jit_compile" if key == "jit_compile" else "jit_compile"
     for value, expected in ((True, True), (False, False)):
         # The other stage's setting must not leak into this one.
-        training = train_lib.training_config({"training": {key: value, other: not value}})
-        assert build(config, training).jit_compile is expected
+        settings = TrainingConfig(**{key: value, other: not value})
+        assert build(config, settings).jit_compile is expected
     # "auto" is Keras' choice, which is off on a CPU-only host.
-    auto = build(config, train_lib.training_config({"training": {key: "auto"}}))
+    auto = build(config, TrainingConfig(**{key: "auto"}))
     if not tf.config.list_logical_devices("GPU"):
         assert auto.jit_compile is False

@@ -11,8 +11,8 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-from pipelines import preprocessing as P
 from sitn_tf import features as F
+from sitn_tf import preprocessing as P
 
 RAW_SPEC = {
     F.USER_ID: tf.io.FixedLenFeature([], tf.string),
@@ -139,7 +139,7 @@ def test_serving_without_label_and_with_unseen_ids(tmp_path):
 )
 def test_bad_config_names_the_key(key, value):
     with pytest.raises(ValueError, match=f"`{key}`"):
-        P._config({key: value})
+        P.transform_config({key: value})
 
 
 def test_history_bucket_edges():

@@ -1,0 +1,254 @@
+"""Fitting both stages from tf.data datasets: the training API below TFX.
+
+    config = Config(...)                                   # sitn_tf.config
+    model_config = sized_model_config(config, tf_transform_output)
+    train, eval_ = stage_datasets(PRETRAIN, tf_transform_output, files, files, config.training)
+    stage1 = fit_pretrainer(model_config, config.training, train, eval_,
+                            steps=config.run.pretrain_steps, eval_steps=config.run.eval_steps)
+    train, eval_ = stage_datasets(FINETUNE, ...)
+    stage2 = fit_ranker(model_config, config.training, train, eval_,
+                        steps=config.run.train_steps, eval_steps=config.run.eval_steps,
+                        pretrained=stage1.model)
+    stage2.model, stage2.history, stage2.best_epoch      # Python objects, nothing read back
+
+Stage 1 (`fit_pretrainer`) minimises `L_ssl = L_i2i + L_i2c` (Eqs. 3-7),
+which `SITNPretrainer` owns. Stage 2 (`fit_ranker`) minimises Eq. 9's BCE,
+which `SITNRanker` and `DIN` own (`CTRModel`), evaluates AUC and logloss on
+the eval split after every epoch, stops early on eval AUC and restores the
+best epoch's weights. Both log to TensorBoard when given a `log_dir`. The
+TFX Trainers' `run_fn`s (`pipelines/`), the experiments and the benchmarks
+(`sitn_tools/`) all train through these functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from typing import Any
+
+import keras
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from sitn_tf import preprocessing
+from sitn_tf.config import Config, TrainingConfig
+from sitn_tf.models import DIN, SITNConfig, SITNPretrainer, SITNRanker
+from sitn_tf.models.ctr import AUC
+
+logger = logging.getLogger(__name__)
+
+PRETRAINER_FILE = "pretrainer.keras"
+
+
+@dataclasses.dataclass
+class FitResult:
+    """What one stage's training gives back.
+
+    Attributes:
+        model: the trained model (stage 2: with the best epoch's weights).
+        history: Keras' per-epoch logs (`loss`, ..., `val_auc`, ...).
+        best_epoch: 1-based epoch whose weights `model` holds (the last
+            epoch for stage 1, which has no early stopping).
+        epochs_run: epochs trained before the budget ended or early stopping.
+        steps_per_epoch: optimizer steps per epoch.
+        seconds: wall time of `fit`.
+        restored_variables: pretrained variable paths loaded into stage 2.
+    """
+
+    model: keras.Model
+    history: dict[str, list[float]]
+    best_epoch: int
+    epochs_run: int
+    steps_per_epoch: int
+    seconds: float
+    restored_variables: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def steps(self) -> int:
+        return self.epochs_run * self.steps_per_epoch
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-safe description (no model), e.g. for a Trainer's `training_summary.json`."""
+        return {
+            "best_epoch": self.best_epoch,
+            "epochs_run": self.epochs_run,
+            "steps_per_epoch": self.steps_per_epoch,
+            "train_seconds": round(self.seconds, 2),
+            "restored_variables": len(self.restored_variables),
+            "history": self.history,
+        }
+
+
+def sized_model_config(config: Config, tf_transform_output: tft.TFTransformOutput) -> SITNConfig:
+    """`config.model` with the vocabulary sizes of this Transform output (the model fits the data)."""
+    sizes = preprocessing.vocab_sizes(tf_transform_output, config.transform.num_oov_buckets)
+    return config.model.with_vocab_sizes(
+        num_source_items=sizes["num_source_items"],
+        num_target_items=sizes["num_target_items"],
+        num_categories=sizes["num_categories"],
+    )
+
+
+def distribution_strategy(name: str) -> tf.distribute.Strategy:
+    """`auto`: MirroredStrategy when GPUs are visible, else the default strategy."""
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "auto":
+        name = "mirrored" if gpus else "default"
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "default":
+        return tf.distribute.get_strategy()
+    raise ValueError(f"`training.distribution` must be auto|default|mirrored, got {name!r}")
+
+
+def epochs_for(steps: int, training: TrainingConfig) -> tuple[int, int]:
+    """(epochs, steps_per_epoch) covering exactly `steps` when it divides evenly."""
+    epochs = max(1, min(training.num_epochs, int(steps)))
+    return epochs, max(1, int(steps) // epochs)
+
+
+def build_pretrainer(config: SITNConfig, training: TrainingConfig) -> SITNPretrainer:
+    """`SITNPretrainer` compiled as stage 1 trains it (Adam; `L_ssl` comes from the model)."""
+    model = SITNPretrainer(config)
+    model.compile(
+        optimizer=keras.optimizers.Adam(training.pretrain_learning_rate),
+        jit_compile=training.pretrain_jit_compile,
+    )
+    return model
+
+
+def build_ranker(config: SITNConfig, training: TrainingConfig) -> SITNRanker | DIN:
+    """Stage 2's model (`training.model`: `sitn` or `din`), compiled with its own BCE and metrics."""
+    model = DIN(config) if training.model == "din" else SITNRanker(config)
+    model.compile(
+        optimizer=keras.optimizers.Adam(training.learning_rate),
+        jit_compile=training.jit_compile,
+    )
+    return model
+
+
+def _callbacks(log_dir: str | None, extra: list[keras.callbacks.Callback]) -> list:
+    callbacks = list(extra)
+    if log_dir:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir))
+    return callbacks
+
+
+def fit_pretrainer(
+    config: SITNConfig,
+    training: TrainingConfig,
+    train: tf.data.Dataset,
+    eval_: tf.data.Dataset,
+    *,
+    steps: int,
+    eval_steps: int | None = None,
+    log_dir: str | None = None,
+    verbose: int = 2,
+) -> FitResult:
+    """Stage 1: `steps` optimizer steps of `L_ssl` on `train` (pairs), evaluated on `eval_`.
+
+    `train` repeats (see `stage_datasets`); `eval_steps` caps each evaluation.
+    """
+    keras.utils.set_random_seed(training.seed)
+    epochs, steps_per_epoch = epochs_for(steps, training)
+    with distribution_strategy(training.distribution).scope():
+        model = build_pretrainer(config, training)
+    start = time.monotonic()
+    history = model.fit(
+        train,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        validation_data=eval_,
+        validation_steps=eval_steps or None,
+        callbacks=_callbacks(log_dir, []),
+        verbose=verbose,
+    )
+    seconds = time.monotonic() - start
+    logger.info(
+        "stage 1 done in %.1fs: %s", seconds, {k: v[-1] for k, v in history.history.items()}
+    )
+    return FitResult(
+        model=model,
+        history=_plain_history(history.history),
+        best_epoch=epochs,
+        epochs_run=len(history.history.get("loss", [])),
+        steps_per_epoch=steps_per_epoch,
+        seconds=seconds,
+    )
+
+
+def fit_ranker(
+    config: SITNConfig,
+    training: TrainingConfig,
+    train: tf.data.Dataset,
+    eval_: tf.data.Dataset,
+    *,
+    steps: int,
+    eval_steps: int | None = None,
+    pretrained: SITNPretrainer | str | os.PathLike | None = None,
+    log_dir: str | None = None,
+    verbose: int = 2,
+) -> FitResult:
+    """Stage 2 (or DIN): BCE on `train`, early stopping on `eval_` AUC, best epoch restored.
+
+    `pretrained` (a `SITNPretrainer`, a `.keras` file or a folder with one)
+    initialises the encoders (`SITNRanker.load_pretrained`); None trains
+    from scratch. DIN takes no pretrained model.
+    """
+    if pretrained is not None and training.model == "din":
+        raise ValueError("the DIN baseline takes no pretrained model")
+    keras.utils.set_random_seed(training.seed)
+    with distribution_strategy(training.distribution).scope():
+        model = build_ranker(config, training)
+        restored = model.load_pretrained(pretrained) if pretrained is not None else []
+    epochs, steps_per_epoch = epochs_for(steps, training)
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor=f"val_{AUC}",
+        mode="max",
+        patience=training.early_stopping_patience,
+        restore_best_weights=True,
+    )
+    start = time.monotonic()
+    history = model.fit(
+        train,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        validation_data=eval_,
+        validation_steps=eval_steps or None,
+        callbacks=_callbacks(log_dir, [early_stopping]),
+        verbose=verbose,
+    )
+    seconds = time.monotonic() - start
+    val_auc = history.history.get(f"val_{AUC}", [])
+    best_epoch = int(max(range(len(val_auc)), key=val_auc.__getitem__)) + 1 if val_auc else epochs
+    epochs_run = len(history.history.get("loss", []))
+    logger.info(
+        "stage 2 done in %.1fs, best epoch %d of %d, restored %d pretrained variables",
+        seconds,
+        best_epoch,
+        epochs_run,
+        len(restored),
+    )
+    return FitResult(
+        model=model,
+        history=_plain_history(history.history),
+        best_epoch=best_epoch,
+        epochs_run=epochs_run,
+        steps_per_epoch=steps_per_epoch,
+        seconds=seconds,
+        restored_variables=list(restored),
+    )
+
+
+def _plain_history(history: dict[str, list]) -> dict[str, list[float]]:
+    return {k: [float(v) for v in values] for k, values in history.items()}
+
+
+def save_pretrainer(model: SITNPretrainer, folder: str) -> str:
+    """Writes `folder/pretrainer.keras` (what `SITNRanker.load_pretrained(folder)` reads)."""
+    tf.io.gfile.makedirs(folder)
+    path = os.path.join(folder, PRETRAINER_FILE)
+    model.save(path)
+    return path
