@@ -43,11 +43,13 @@ TINY_RUN = {
     "transform": {"max_seq_len": MAX_SEQ_LEN},
     "model": {"embedding_dim": 16, "num_heads": 2, "granularities": [8, 16], "top_k": 2},
     "training": {"batch_size": 64, "pretrain_batch_size": 64, "num_epochs": 2},
-    "pretrain_steps": 20,
-    "train_steps": 80,
-    "eval_steps": 4,
-    "min_auc": 0.55,
-    "beam_args": ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
+    "run": {
+        "pretrain_steps": 20,
+        "train_steps": 80,
+        "eval_steps": 4,
+        "min_auc": 0.55,
+        "beam_args": ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
+    },
 }
 
 pytestmark = pytest.mark.slow
@@ -151,7 +153,7 @@ def test_evaluator_reports_overall_and_history_slices(local_run):
     overall = metrics[""]
     assert overall["example_count"] == sum(metrics[b]["example_count"] for b in buckets)
     assert 0.2 == pytest.approx(overall["mean_label"])  # 1 positive : 4 negatives
-    assert overall["auc"] > TINY_RUN["min_auc"]
+    assert overall["auc"] > TINY_RUN["run"]["min_auc"]
     assert local_run["summary"]["blessed"] is True
     assert "[sitn] test AUC" in local_run["log"]
 
