@@ -15,8 +15,8 @@ import os
 import numpy as np
 import pytest
 
-from sitn_tools import cli
 from sitn_tf.models import SITNConfig
+from sitn_tools import cli
 from sitn_tools.bench import common, data, pipeline, train
 from sitn_tools.bench import flops as flops_lib
 
