@@ -24,19 +24,14 @@ KERAS_MODEL_FILE = "model.keras"
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     config = Config.from_custom_config(fn_args.custom_config)
     transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    model_config = training.sized_model_config(config, transform_output)
-    train, eval_ = training.stage_datasets(
-        training.FINETUNE,
-        transform_output,
-        fn_args.train_files,
-        fn_args.eval_files,
-        config.training,
+    inputs = training.stage_inputs(
+        training.FINETUNE, config, transform_output, fn_args.train_files, fn_args.eval_files
     )
     result = training.fit_ranker(
-        model_config,
+        inputs.model_config,
         config.training,
-        train,
-        eval_,
+        inputs.train,
+        inputs.eval,
         steps=fn_args.train_steps,
         eval_steps=fn_args.eval_steps,
         pretrained=fn_args.base_model or None,
@@ -47,7 +42,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     result.model.save(os.path.join(run_dir, KERAS_MODEL_FILE))
     files.write_json(
         os.path.join(fn_args.serving_model_dir, "assets.extra", "sitn_config.json"),
-        model_config.to_dict(),
+        inputs.model_config.to_dict(),
     )
     files.write_json(os.path.join(run_dir, "restored_variables.json"), result.restored_variables)
     summary = {

@@ -21,24 +21,19 @@ from sitn_tf.config import Config
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     config = Config.from_custom_config(fn_args.custom_config)
     transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    model_config = training.sized_model_config(config, transform_output)
-    train, eval_ = training.stage_datasets(
-        training.PRETRAIN,
-        transform_output,
-        fn_args.train_files,
-        fn_args.eval_files,
-        config.training,
+    inputs = training.stage_inputs(
+        training.PRETRAIN, config, transform_output, fn_args.train_files, fn_args.eval_files
     )
     result = training.fit_pretrainer(
-        model_config,
+        inputs.model_config,
         config.training,
-        train,
-        eval_,
+        inputs.train,
+        inputs.eval,
         steps=fn_args.train_steps,
         eval_steps=fn_args.eval_steps,
         log_dir=fn_args.model_run_dir,
     )
     out = fn_args.serving_model_dir
     training.save_pretrainer(result.model, out)
-    files.write_json(os.path.join(out, "sitn_config.json"), model_config.to_dict())
+    files.write_json(os.path.join(out, "sitn_config.json"), inputs.model_config.to_dict())
     files.write_json(os.path.join(out, "history.json"), result.history)

@@ -16,6 +16,7 @@ from sitn_tf.training.datasets import (
 from sitn_tf.training.fit import (
     PRETRAINER_FILE,
     FitResult,
+    StageInputs,
     build_pretrainer,
     build_ranker,
     distribution_strategy,
@@ -24,6 +25,7 @@ from sitn_tf.training.fit import (
     fit_ranker,
     save_pretrainer,
     sized_model_config,
+    stage_inputs,
 )
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "PRETRAIN",
     "PRETRAINER_FILE",
     "FitResult",
+    "StageInputs",
     "build_pretrainer",
     "build_ranker",
     "distribution_strategy",
@@ -41,5 +44,6 @@ __all__ = [
     "save_pretrainer",
     "sized_model_config",
     "stage_datasets",
+    "stage_inputs",
     "transformed_dataset",
 ]

@@ -26,6 +26,7 @@ import dataclasses
 import logging
 import os
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import keras
@@ -36,6 +37,7 @@ from sitn_tf import preprocessing
 from sitn_tf.config import Config, TrainingConfig
 from sitn_tf.models import DIN, SITNConfig, SITNPretrainer, SITNRanker
 from sitn_tf.models.ctr import AUC
+from sitn_tf.training.datasets import stage_datasets
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +93,29 @@ def sized_model_config(config: Config, tf_transform_output: tft.TFTransformOutpu
     )
 
 
+@dataclasses.dataclass
+class StageInputs:
+    """What one stage trains on: the model config sized for the data, and its datasets."""
+
+    model_config: SITNConfig
+    train: tf.data.Dataset
+    eval: tf.data.Dataset
+
+
+def stage_inputs(
+    stage: str,
+    config: Config,
+    tf_transform_output: tft.TFTransformOutput,
+    train_files: Sequence[str] | str,
+    eval_files: Sequence[str] | str,
+) -> StageInputs:
+    """`sized_model_config` and `stage_datasets` of one stage (`PRETRAIN` or `FINETUNE`)."""
+    train, eval_ = stage_datasets(
+        stage, tf_transform_output, train_files, eval_files, config.training
+    )
+    return StageInputs(sized_model_config(config, tf_transform_output), train, eval_)
+
+
 def distribution_strategy(name: str) -> tf.distribute.Strategy:
     """`auto`: MirroredStrategy when GPUs are visible, else the default strategy."""
     gpus = tf.config.list_logical_devices("GPU")
@@ -129,11 +154,33 @@ def build_ranker(config: SITNConfig, training: TrainingConfig) -> SITNRanker | D
     return model
 
 
-def _callbacks(log_dir: str | None, extra: list[keras.callbacks.Callback]) -> list:
-    callbacks = list(extra)
+def _fit(
+    model: keras.Model,
+    train: tf.data.Dataset,
+    eval_: tf.data.Dataset,
+    *,
+    steps: int,
+    training: TrainingConfig,
+    eval_steps: int | None,
+    log_dir: str | None,
+    callbacks: list[keras.callbacks.Callback],
+    verbose: int,
+) -> tuple[keras.callbacks.History, int, int, float]:
+    """`model.fit` over `steps` split into epochs; (history, epochs, steps_per_epoch, seconds)."""
+    epochs, steps_per_epoch = epochs_for(steps, training)
     if log_dir:
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir))
-    return callbacks
+        callbacks = [*callbacks, keras.callbacks.TensorBoard(log_dir=log_dir)]
+    start = time.monotonic()
+    history = model.fit(
+        train,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        validation_data=eval_,
+        validation_steps=eval_steps or None,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    return history, epochs, steps_per_epoch, time.monotonic() - start
 
 
 def fit_pretrainer(
@@ -152,20 +199,19 @@ def fit_pretrainer(
     `train` repeats (see `stage_datasets`); `eval_steps` caps each evaluation.
     """
     keras.utils.set_random_seed(training.seed)
-    epochs, steps_per_epoch = epochs_for(steps, training)
     with distribution_strategy(training.distribution).scope():
         model = build_pretrainer(config, training)
-    start = time.monotonic()
-    history = model.fit(
+    history, epochs, steps_per_epoch, seconds = _fit(
+        model,
         train,
-        epochs=epochs,
-        steps_per_epoch=steps_per_epoch,
-        validation_data=eval_,
-        validation_steps=eval_steps or None,
-        callbacks=_callbacks(log_dir, []),
+        eval_,
+        steps=steps,
+        training=training,
+        eval_steps=eval_steps,
+        log_dir=log_dir,
+        callbacks=[],
         verbose=verbose,
     )
-    seconds = time.monotonic() - start
     logger.info(
         "stage 1 done in %.1fs: %s", seconds, {k: v[-1] for k, v in history.history.items()}
     )
@@ -203,24 +249,23 @@ def fit_ranker(
     with distribution_strategy(training.distribution).scope():
         model = build_ranker(config, training)
         restored = model.load_pretrained(pretrained) if pretrained is not None else []
-    epochs, steps_per_epoch = epochs_for(steps, training)
     early_stopping = keras.callbacks.EarlyStopping(
         monitor=f"val_{AUC}",
         mode="max",
         patience=training.early_stopping_patience,
         restore_best_weights=True,
     )
-    start = time.monotonic()
-    history = model.fit(
+    history, epochs, steps_per_epoch, seconds = _fit(
+        model,
         train,
-        epochs=epochs,
-        steps_per_epoch=steps_per_epoch,
-        validation_data=eval_,
-        validation_steps=eval_steps or None,
-        callbacks=_callbacks(log_dir, [early_stopping]),
+        eval_,
+        steps=steps,
+        training=training,
+        eval_steps=eval_steps,
+        log_dir=log_dir,
+        callbacks=[early_stopping],
         verbose=verbose,
     )
-    seconds = time.monotonic() - start
     val_auc = history.history.get(f"val_{AUC}", [])
     best_epoch = int(max(range(len(val_auc)), key=val_auc.__getitem__)) + 1 if val_auc else epochs
     epochs_run = len(history.history.get("loss", []))

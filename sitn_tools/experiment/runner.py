@@ -216,20 +216,21 @@ def run_one(
         "config": run.custom_config(),
     }
     transform_output = tft.TFTransformOutput(transform.transform_graph)
-    model_config = training.sized_model_config(run, transform_output)
-    train_files, eval_files = transform.split_files("train"), transform.split_files("eval")
+    files = (transform.split_files("train"), transform.split_files("eval"))
+
+    def inputs(stage: str):
+        # A fresh Keras session per stage (a pretrainer object stays usable).
+        keras.backend.clear_session()
+        return training.stage_inputs(stage, run, transform_output, *files)
 
     pretrained = None
     if run.pretrains:
-        keras.backend.clear_session()
-        train, eval_ = training.stage_datasets(
-            training.PRETRAIN, transform_output, train_files, eval_files, run.training
-        )
+        stage = inputs(training.PRETRAIN)
         stage1 = training.fit_pretrainer(
-            model_config,
+            stage.model_config,
             run.training,
-            train,
-            eval_,
+            stage.train,
+            stage.eval,
             steps=run.run.pretrain_steps,
             eval_steps=run.run.eval_steps,
             log_dir=os.path.join(run_dir, "pretrain", "logs"),
@@ -242,16 +243,12 @@ def run_one(
         path = training.save_pretrainer(stage1.model, os.path.join(run_dir, "pretrain"))
         record["pretrainer"] = os.path.relpath(path, run_dir)
         pretrained = stage1.model
-    # A fresh Keras session for stage 2 (the pretrainer object stays usable).
-    keras.backend.clear_session()
-    train, eval_ = training.stage_datasets(
-        training.FINETUNE, transform_output, train_files, eval_files, run.training
-    )
+    stage = inputs(training.FINETUNE)
     stage2 = training.fit_ranker(
-        model_config,
+        stage.model_config,
         run.training,
-        train,
-        eval_,
+        stage.train,
+        stage.eval,
         steps=run.run.train_steps,
         eval_steps=run.run.eval_steps,
         pretrained=pretrained,
