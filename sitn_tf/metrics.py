@@ -74,14 +74,31 @@ def _finite(value: float) -> float | None:
     return None if np.isnan(value) else value
 
 
-def all_metrics(labels: np.ndarray, probabilities: np.ndarray, users: Sequence) -> dict:
-    value, counted = gauc(labels, probabilities, users)
+def score_metrics(labels: np.ndarray, scores: np.ndarray, users: Sequence) -> dict:
+    """Ranking metrics of any score, probability or not: AUC and GAUC only.
+
+    For scores that are not click probabilities (counts, similarities, 0/1
+    rules) a logloss would be meaningless, so none is given.
+    """
+    value, counted = gauc(labels, scores, users)
     return {
-        "auc": _finite(auc(labels, probabilities)),
-        "logloss": logloss(labels, probabilities),
+        "auc": _finite(auc(labels, scores)),
         "gauc": _finite(value),
         "gauc_users": counted,
         "examples": int(np.asarray(labels).size),
         "mean_label": float(np.mean(labels)),
+    }
+
+
+def all_metrics(labels: np.ndarray, probabilities: np.ndarray, users: Sequence) -> dict:
+    """`score_metrics` of click probabilities plus their logloss and mean."""
+    ranking = score_metrics(labels, probabilities, users)
+    return {
+        "auc": ranking["auc"],
+        "logloss": logloss(labels, probabilities),
+        "gauc": ranking["gauc"],
+        "gauc_users": ranking["gauc_users"],
+        "examples": ranking["examples"],
+        "mean_label": ranking["mean_label"],
         "mean_prediction": float(np.mean(probabilities)),
     }

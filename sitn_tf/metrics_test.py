@@ -55,3 +55,37 @@ def test_all_metrics_keys():
     out = metrics.all_metrics(np.array([1, 0, 1, 0]), np.array([0.9, 0.2, 0.6, 0.4]), list("aabb"))
     assert out["auc"] == 1.0 and out["gauc"] == 1.0 and out["gauc_users"] == 2
     assert out["examples"] == 4 and out["mean_label"] == 0.5
+
+
+def _weighted_user_auc(labels, scores, users):
+    """Independent GAUC: pairwise AUC per user, weighted by the user's rows; one-class users out."""
+    total, weight = 0.0, 0
+    for user in sorted(set(users.tolist())):
+        mask = users == user
+        if len(set(labels[mask].tolist())) < 2:
+            continue
+        total += _pairwise_auc(labels[mask], scores[mask]) * mask.sum()
+        weight += mask.sum()
+    return total / weight
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_score_metrics_match_pairwise_formulas_and_have_no_logloss(seed):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, 200)
+    scores = rng.integers(0, 5, 200).astype(float)  # counts, not probabilities; many ties
+    users = rng.integers(0, 12, 200)
+    out = metrics.score_metrics(labels, scores, users)
+    assert set(out) == {"auc", "gauc", "gauc_users", "examples", "mean_label"}
+    assert out["auc"] == pytest.approx(_pairwise_auc(labels, scores), abs=1e-12)
+    assert out["gauc"] == pytest.approx(_weighted_user_auc(labels, scores, users), abs=1e-12)
+    assert out["examples"] == 200 and out["mean_label"] == pytest.approx(labels.mean())
+
+
+def test_all_metrics_adds_logloss_and_mean_prediction_to_score_metrics():
+    labels, scores, users = np.array([1, 0, 1, 0]), np.array([0.9, 0.2, 0.6, 0.4]), list("aabb")
+    out = metrics.all_metrics(labels, scores, users)
+    ranking = metrics.score_metrics(labels, scores, users)
+    assert {k: out[k] for k in ranking} == ranking
+    assert out["logloss"] == metrics.logloss(labels, scores)
+    assert out["mean_prediction"] == pytest.approx(0.525)
