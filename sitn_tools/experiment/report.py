@@ -6,8 +6,10 @@ A run record is one trained variant on one seed::
      "metrics": {"auc": 0.7525, "logloss": 0.5012, "gauc": 0.7011},
      "train_seconds": 812.4, ...}
 
-`train_seconds` is optional and is read from the record or from its `metrics`.
-Other keys are ignored here. Every variant is described by a `VariantSpec`;
+`known_auc` and `known_gauc` (AUC and GAUC on the test rows whose candidate is
+in the train vocabulary) and `train_seconds` are optional; each is read from
+the record or from its `metrics`, and None counts as absent. Other keys are
+ignored here. Every variant is described by a `VariantSpec`;
 their order is the row order of the table and the bar order of the chart.
 Summaries and tests are plain JSON-ready dicts (typed as `TypedDict`s), so
 they go into `results.json` as they are.
@@ -36,10 +38,28 @@ OURS = "Ours"
 MAIN_TABLE = "Table 2"
 
 REQUIRED_METRICS = ("auc", "logloss", "gauc")
-OPTIONAL_METRICS = ("train_seconds",)
+# Optional: records written before the known-candidate metrics existed lack them.
+OPTIONAL_METRICS = ("known_auc", "known_gauc", "train_seconds")
+# The metric columns of the tables, for every row (runs and simple baselines).
+TABLE_METRICS = ("auc", "logloss", "gauc", "known_auc", "known_gauc")
 # +1: higher is better, -1: lower is better.
-METRIC_DIRECTION = {"auc": 1, "gauc": 1, "logloss": -1, "train_seconds": -1}
-METRIC_LABEL = {"auc": "AUC", "logloss": "Logloss", "gauc": "GAUC", "train_seconds": "Train s"}
+METRIC_DIRECTION = {
+    "auc": 1,
+    "gauc": 1,
+    "logloss": -1,
+    "known_auc": 1,
+    "known_gauc": 1,
+    "train_seconds": -1,
+}
+METRIC_LABEL = {
+    "auc": "AUC",
+    "logloss": "Logloss",
+    "gauc": "GAUC",
+    "known_auc": "Known AUC",
+    "known_gauc": "Known GAUC",
+    "train_seconds": "Train s",
+}
+SIMPLE_BASELINE_PREFIX = "Simple baseline: "
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,6 +153,8 @@ def _metric_value(record: Mapping[str, Any], metric: str, where: str) -> float |
         value = metrics[metric]
     else:
         return None
+    if value is None:
+        return None
     try:
         value = float(value)
     except (TypeError, ValueError):
@@ -181,12 +203,13 @@ def _stat(values: Sequence[float]) -> Stat:
 def summarize(
     records: Iterable[Mapping[str, Any]], variants: Sequence[VariantSpec]
 ) -> dict[str, VariantSummary]:
-    """Mean and sample std (ddof=1) per variant of auc, logloss, gauc (and train_seconds).
+    """Mean and sample std (ddof=1) per variant of auc, logloss, gauc (and the optional ones).
 
     Returns `{variant name: VariantSummary}` in the order of `variants`. A
     variant without runs is kept with `n == 0` and empty `metrics` (the table
-    shows it as not run, the chart leaves it out). `train_seconds` is
-    summarised over the runs that report it (its own `n`).
+    shows it as not run, the chart leaves it out). The optional metrics
+    (`known_auc`, `known_gauc`, `train_seconds`) are summarised over the runs
+    that report them (each with its own `n`).
 
     Raises:
       ValueError: a record is malformed, duplicated (same variant and seed),
@@ -369,6 +392,10 @@ def _fmt_p(p: float | None) -> str:
     return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
 
 
+def _fmt_value(value: float | None, digits: int = 4) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
 def _table_rows(variants: Sequence[VariantSpec]) -> dict[str, list[VariantSpec]]:
     """Rows per table in order of first appearance; the full model closes each ablation."""
     tables: dict[str, list[VariantSpec]] = {}
@@ -381,31 +408,51 @@ def _table_rows(variants: Sequence[VariantSpec]) -> dict[str, list[VariantSpec]]
     return tables
 
 
+def _check_simple_baselines(baselines: Mapping[str, Mapping[str, Any]]) -> None:
+    for name, entry in baselines.items():
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("metrics"), Mapping):
+            raise ValueError(f"simple baseline {name!r}: expected a dict with `metrics`")
+        if not entry.get("label"):
+            raise ValueError(f"simple baseline {name!r}: `label` is missing")
+
+
 def markdown_table(
     summary: Mapping[str, VariantSummary],
     variants: Sequence[VariantSpec],
     tests: Mapping[str, PairedTest] | None = None,
     best_baseline: str | None = None,
+    simple_baselines: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> str:
     """Markdown tables in the paper's layout: mean ± sample std over seeds.
 
     One table per `VariantSpec.table`: "Table 2" (baselines and the full
     model), then each ablation group with the full model ("Ours") repeated as
-    its last row. Columns: seeds, AUC, Logloss, GAUC, and, when `tests` is
-    given (e.g. from `compare_to(records, best_baseline(...), variants)`), the
-    paired difference against the tests' common reference `best_baseline`
-    (taken from the tests when not given) with the t-test and Wilcoxon
-    p-values. The best mean AUC of each table is bold (all tied rows).
+    its last row. Columns: seeds, AUC, Logloss, GAUC, Known AUC, Known GAUC
+    (AUC and GAUC on the test rows whose candidate is in the train vocabulary;
+    "—" for runs that lack them), and, when `tests` is given (e.g. from
+    `compare_to(records, best_baseline(...), variants)`), the paired
+    difference against the tests' common reference `best_baseline` (taken
+    from the tests when not given) with the t-test and Wilcoxon p-values.
     Variants without runs show "not run".
+
+    `simple_baselines` (`{name: {"label", "metrics", ...}}`, as
+    `sitn_tools.experiment.baselines.evaluate` returns) adds one row each to
+    Table 2, marked "Simple baseline": one deterministic value per metric, no
+    seeds and no std, "—" where a metric is undefined (a logloss of a score
+    that is not a probability), and no paired test. The best AUC of each table
+    (mean for runs) is bold, all tied rows, simple baselines included.
 
     Raises:
       ValueError: a variant is missing from the summary, the tests do not
-        share one reference variant, or it is not `best_baseline`.
+        share one reference variant, or it is not `best_baseline`; a simple
+        baseline lacks `label` or `metrics`.
     """
     _check_variants(variants)
     missing = [v.name for v in variants if v.name not in summary]
     if missing:
         raise ValueError(f"variants {missing} are not in the summary")
+    simple = dict(simple_baselines or {})
+    _check_simple_baselines(simple)
     tests = dict(tests or {})
     references = sorted({t["b"] for t in tests.values()})
     if len(references) > 1:
@@ -416,28 +463,35 @@ def markdown_table(
     test_metrics = sorted({t["metric"] for t in tests.values()}) or ["auc"]
     labels = {v.name: v.label for v in variants}
     ref_label = labels.get(reference, reference) if reference else None
+    paired = ["", "", ""] if reference is not None else []
 
+    tables = _table_rows(variants)
+    if simple and MAIN_TABLE not in tables:
+        tables = {MAIN_TABLE: [], **tables}  # the simple baselines' rows need a table
     lines: list[str] = []
-    for table, rows in _table_rows(variants).items():
+    for table, rows in tables.items():
         title = f"{table}: main comparison" if table == MAIN_TABLE else table
+        table_simple = simple if table == MAIN_TABLE else {}
         lines.append(f"### {title}")
         lines.append("")
-        header = ["Model", "Seeds", "AUC", "Logloss", "GAUC"]
+        header = ["Model", "Seeds"] + [METRIC_LABEL[m] for m in TABLE_METRICS]
         if reference is not None:
             metric = METRIC_LABEL[test_metrics[0]]
             header += [f"Δ {metric} vs {ref_label}", "p (t-test)", "p (Wilcoxon)"]
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
         aucs = [summary[v.name]["metrics"]["auc"]["mean"] for v in rows if summary[v.name]["n"]]
+        aucs += [e["metrics"]["auc"] for e in table_simple.values()]
+        aucs = [a for a in aucs if a is not None]
         best_auc = max(aucs) if aucs else None
         for spec in rows:
             s = summary[spec.name]
             cells = [spec.label, str(s["n"])]
             if not s["n"]:
-                cells += ["not run", "", ""] + (["", "", ""] if reference is not None else [])
+                cells += ["not run"] + [""] * (len(TABLE_METRICS) - 1) + paired
                 lines.append("| " + " | ".join(cells) + " |")
                 continue
-            for metric in REQUIRED_METRICS:
+            for metric in TABLE_METRICS:
                 text = _fmt_stat(s["metrics"].get(metric))
                 if metric == "auc" and s["metrics"]["auc"]["mean"] == best_auc:
                     text = f"**{text}**"
@@ -451,8 +505,28 @@ def markdown_table(
                 else:
                     cells += ["not tested", "", ""]
             lines.append("| " + " | ".join(cells) + " |")
+        for entry in table_simple.values():
+            cells = [SIMPLE_BASELINE_PREFIX + entry["label"], "—"]
+            for metric in TABLE_METRICS:
+                value = entry["metrics"].get(metric)
+                text = _fmt_value(value)
+                if metric == "auc" and value is not None and value == best_auc:
+                    text = f"**{text}**"
+                cells.append(text)
+            lines.append("| " + " | ".join(cells + paired) + " |")
         lines.append("")
-    notes = ["Mean ± sample standard deviation (ddof=1) over seeds; (n=1) marks a single seed."]
+    notes = [
+        "Mean ± sample standard deviation (ddof=1) over seeds; (n=1) marks a single seed. "
+        "Known AUC and Known GAUC: only the test rows whose candidate item is in the train "
+        "split's target vocabulary (clicked in train, as a candidate or in a target history)."
+    ]
+    if simple:
+        notes.append(
+            "Simple baselines: deterministic scores of the same test rows computed from the "
+            "train split (the blend is fitted on the eval split), one value each: no training "
+            "seeds, so no std and no paired test. Only the blend outputs a probability; the "
+            "other simple baselines are scores, with AUC and GAUC but no logloss (—)."
+        )
     if reference is not None:
         notes.append(
             f"Δ and p: paired over seeds against {ref_label}, the baseline with the best mean test "
@@ -461,6 +535,46 @@ def markdown_table(
             "identical differences)."
         )
     lines.extend(notes)
+    return "\n".join(lines) + "\n"
+
+
+def simple_baseline_table(baselines: Mapping[str, Mapping[str, Any]]) -> str:
+    """One markdown table of the simple baselines, with AUC by target-history length.
+
+    Columns: the `TABLE_METRICS`, then the AUC of each bucket of
+    `metrics["by_history_length"]` (its examples in the header's order), "—"
+    where undefined.
+
+    Raises:
+      ValueError: a baseline lacks `label` or `metrics`.
+    """
+    _check_simple_baselines(baselines)
+    buckets: list[str] = []
+    for entry in baselines.values():
+        for name in entry["metrics"].get("by_history_length", {}):
+            if name not in buckets:
+                buckets.append(name)
+    header = ["Simple baseline"] + [METRIC_LABEL[m] for m in TABLE_METRICS]
+    header += [f"AUC, target history {b}" for b in buckets]
+    lines = ["| " + " | ".join(header) + " |"]
+    lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
+    for entry in baselines.values():
+        m = entry["metrics"]
+        cells = [entry["label"]] + [_fmt_value(m.get(metric)) for metric in TABLE_METRICS]
+        by_length = m.get("by_history_length", {})
+        cells += [_fmt_value(by_length.get(b, {}).get("auc")) for b in buckets]
+        lines.append("| " + " | ".join(cells) + " |")
+    first = next(iter(baselines.values()), None)
+    if first is not None and first["metrics"].get("by_history_length"):
+        counts = ", ".join(
+            f"{b}: {v['examples']:,}" for b, v in first["metrics"]["by_history_length"].items()
+        )
+        lines += ["", f"Test rows by target-history length: {counts}."]
+    lines += [
+        "",
+        "Scores of the test rows from the train split (the blend: logistic regression fitted "
+        "on the eval split); logloss only for the blend, the one probability (— elsewhere).",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -39,6 +39,8 @@ def _records(auc=AUC, seeds=range(5)):
                         "auc": value,
                         "logloss": 1.2 - value,
                         "gauc": value - 0.05,
+                        "known_auc": value - 0.2,
+                        "known_gauc": value - 0.25,
                     },
                     "train_seconds": 100.0 + seed,
                     "run_dir": f"runs/{name}/{seed}",
@@ -60,6 +62,10 @@ def test_summarize_matches_hand_values():
     assert din["metrics"]["logloss"]["mean"] == pytest.approx(1.2 - 0.74072)
     assert din["metrics"]["logloss"]["std"] == pytest.approx(std)
     assert din["metrics"]["gauc"]["mean"] == pytest.approx(0.74072 - 0.05)
+    assert din["metrics"]["known_auc"]["mean"] == pytest.approx(0.74072 - 0.2)
+    assert din["metrics"]["known_auc"]["std"] == pytest.approx(std)
+    assert din["metrics"]["known_gauc"]["mean"] == pytest.approx(0.74072 - 0.25)
+    assert din["metrics"]["known_gauc"]["n"] == 5
     # train_seconds 100..104: mean 102, sample std sqrt(10 / 4).
     assert din["metrics"]["train_seconds"]["mean"] == pytest.approx(102.0)
     assert din["metrics"]["train_seconds"]["std"] == pytest.approx(math.sqrt(2.5))
@@ -72,12 +78,20 @@ def test_summarize_single_seed_has_no_std():
     assert stat == {"n": 1, "mean": pytest.approx(0.7520), "std": None}
 
 
-def test_summarize_train_seconds_optional():
+def test_summarize_train_seconds_and_known_metrics_optional():
     records = _records()
     for r in records:
         del r["train_seconds"]
+        del r["metrics"]["known_gauc"]
+        if r["seed"] == 0:
+            r["metrics"]["known_auc"] = None  # undefined (e.g. one class): absent
     summary = report.summarize(records, VARIANTS)
     assert "train_seconds" not in summary["din"]["metrics"]
+    assert "known_gauc" not in summary["din"]["metrics"]
+    assert summary["din"]["metrics"]["known_auc"]["n"] == 4
+    assert summary["din"]["metrics"]["known_auc"]["mean"] == pytest.approx(
+        np.mean(AUC["din"][1:]) - 0.2
+    )
     # JSON-ready as returned.
     assert json.loads(json.dumps(summary)) == summary
 
@@ -106,7 +120,7 @@ def test_variant_without_runs_is_kept_and_shown_as_not_run(tmp_path):
     tests = report.compare_to(records, "i2i_only", VARIANTS)
     assert "no_i2c" not in tests and "sitn" in tests
     text = report.markdown_table(summary, VARIANTS, tests)
-    assert "| w/o I2C | 0 | not run |  |  |  |  |  |" in text
+    assert "| w/o I2C | 0 | not run |  |  |  |  |  |  |  |" in text.splitlines()
     report.bar_chart(summary, VARIANTS, str(tmp_path / "auc.png"))
     with pytest.raises(ValueError, match="baseline 'no_i2c' has no `auc` values"):
         report.best_baseline(summary, ["no_i2c"])
@@ -203,9 +217,13 @@ def test_markdown_table_layout_and_numbers():
     auc = summary["sitn"]["metrics"]["auc"]
     assert f"**{auc['mean']:.4f} ± {auc['std']:.4f}**" in sitn_row
     assert "**0.7524 ± 0.0011**" in sitn_row
+    # Known AUC and Known GAUC beside AUC, Logloss and GAUC.
+    assert "| 0.5524 ± 0.0011 | 0.5024 ± 0.0011 |" in sitn_row
     t = tests["sitn"]
     assert f"| {t['mean_diff']:+.4f} | {t['p_t']:.1e} | 0.062 |" in sitn_row
-    assert "Δ AUC vs SEMI-like (I2I only)" in lines[2]
+    assert lines[2].startswith(
+        "| Model | Seeds | AUC | Logloss | GAUC | Known AUC | Known GAUC | Δ AUC vs SEMI-like"
+    )
     ref_row = next(line for line in lines if line.startswith("| SEMI-like"))
     assert "reference" in ref_row and "**" not in ref_row
     din_row = next(line for line in lines if line.startswith("| DIN |"))
@@ -248,3 +266,73 @@ def test_bar_chart_writes_deterministic_png(tmp_path):
     assert again.read_bytes() == data
     with pytest.raises(ValueError, match="`metric` must be one of"):
         report.bar_chart(summary, VARIANTS, str(path), metric="ndcg")
+
+
+def _simple_baselines(novelty_auc=0.6250):
+    def entry(label, auc, logloss=None):
+        return {
+            "label": label,
+            "probability": logloss is not None,
+            "metrics": {
+                "auc": auc,
+                "logloss": logloss,
+                "gauc": auc - 0.01,
+                "known_auc": 0.5 if label.startswith("novelty") else auc - 0.1,
+                "known_gauc": None,
+                "by_history_length": {
+                    "0": {"auc": auc, "examples": 3, "positives": 1},
+                    "1-2": {"auc": None, "examples": 2, "positives": 2},
+                },
+            },
+        }
+
+    return {
+        "novelty": entry("novelty: new", novelty_auc),
+        "blend": entry("blend: fitted on eval", 0.6400, logloss=0.4801),
+    }
+
+
+def test_markdown_table_with_simple_baselines():
+    records = _records()
+    summary = report.summarize(records, VARIANTS)
+    tests = report.compare_to(records, "i2i_only", VARIANTS)
+    text = report.markdown_table(
+        summary, VARIANTS, tests, best_baseline="i2i_only", simple_baselines=_simple_baselines()
+    )
+    lines = text.splitlines()
+    table2 = lines[: lines.index("### Table 3")]
+    novelty = "| Simple baseline: novelty: new | — | 0.6250 | — | 0.6150 | 0.5000 | — |  |  |  |"
+    blend = "| Simple baseline: blend: fitted on eval | — | 0.6400 | 0.4801 | 0.6300 | 0.5400 | — |"
+    assert novelty in table2
+    assert blend + "  |  |  |" in table2
+    # Only Table 2 carries them; the paired columns stay with the model rows.
+    assert sum(line.startswith("| Simple baseline") for line in lines) == 2
+    assert "no std and no paired test" in text and "no logloss (—)" in text
+    # A simple baseline with the best AUC is the bold one.
+    text = report.markdown_table(
+        summary, VARIANTS, simple_baselines=_simple_baselines(novelty_auc=0.8)
+    )
+    table2 = text[: text.index("### Table 3")]
+    assert "| **0.8000** |" in table2 and table2.count("**") == 2
+    # Without variants of Table 2 they still get their table.
+    only = [v for v in VARIANTS if v.group == "Table 4"]
+    text = report.markdown_table(
+        report.summarize([], only), only, simple_baselines=_simple_baselines()
+    )
+    assert "### Table 2: main comparison" in text and "Simple baseline: novelty" in text
+    with pytest.raises(ValueError, match="simple baseline 'x': `label` is missing"):
+        report.markdown_table(summary, VARIANTS, simple_baselines={"x": {"metrics": {}}})
+
+
+def test_simple_baseline_table():
+    text = report.simple_baseline_table(_simple_baselines())
+    lines = text.splitlines()
+    assert lines[0] == (
+        "| Simple baseline | AUC | Logloss | GAUC | Known AUC | Known GAUC "
+        "| AUC, target history 0 | AUC, target history 1-2 |"
+    )
+    assert lines[2] == "| novelty: new | 0.6250 | — | 0.6150 | 0.5000 | — | 0.6250 | — |"
+    assert (
+        lines[3] == "| blend: fitted on eval | 0.6400 | 0.4801 | 0.6300 | 0.5400 | — | 0.6400 | — |"
+    )
+    assert "Test rows by target-history length: 0: 3, 1-2: 2." in text
