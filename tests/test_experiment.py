@@ -57,6 +57,7 @@ def test_every_variant_and_seed_ran_once_with_test_metrics(experiment):
         m = run["metrics"]
         assert 0.0 < m["auc"] < 1.0 and 0.0 < m["gauc"] < 1.0 and m["logloss"] > 0.0
         assert m["examples"] > 0 and 0.0 < m["mean_label"] < 1.0
+        assert 0.0 < m["known_auc"] < 1.0 and 0.0 < m["known_gauc"] < 1.0
         # Early stopping on the eval split: the chosen epoch is recorded.
         assert 1 <= run["best_epoch"] <= run["epochs_run"] <= config["training"]["num_epochs"]
         assert run["eval_auc"] == pytest.approx(
@@ -76,6 +77,18 @@ def test_sitn_beats_din_where_the_signal_is_planted(experiment):
     assert sitn > din + 0.02, (sitn, din)
     per_seed = {(r["variant"], r["seed"]): r["metrics"]["auc"] for r in results["runs"]}
     assert all(per_seed[("sitn", s)] > per_seed[("din", s)] for s in results["config"]["seeds"])
+
+
+def test_simple_baselines_on_the_same_test_rows(experiment):
+    _, results, _, _ = experiment
+    baselines = results["baselines"]
+    assert sorted(baselines) == sorted(
+        ["novelty", "popularity", "cocl_target", "cocl_source", "blend"]
+    )
+    examples = {r["metrics"]["examples"] for r in results["runs"]}
+    for name, entry in baselines.items():
+        assert examples == {entry["metrics"]["examples"]}
+        assert (entry["metrics"]["logloss"] is not None) == (name == "blend")
 
 
 def test_summary_and_paired_test(experiment):
@@ -107,6 +120,7 @@ def test_report_files(experiment):
         assert config_lib.VARIANTS_BY_NAME[variant].label in table
     sitn_auc = results["summary"]["sitn"]["metrics"]["auc"]["mean"]
     assert f"{sitn_auc:.4f}" in table
+    assert "Simple baseline: " in table and "Known AUC" in table
     assert table.strip() in stdout
     # Committed reports carry no absolute paths of the machine that made them.
     text = (output / "results.json").read_text() + (output / "clusters.json").read_text()

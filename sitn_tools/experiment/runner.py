@@ -12,11 +12,17 @@ Steps (each reused when already done, so an interrupted experiment resumes):
    stage 2 (early stopping on the eval split, best epoch recorded) from the
    pretrained model.
 4. Score the exported SavedModel's `serving_default` on the raw test split,
-   once per run: what is measured is what ships. AUC, logloss and GAUC go to
+   once per run: what is measured is what ships. AUC, logloss and GAUC, the
+   same on known candidates (in the train vocabulary) and AUC by target
+   history length (`baselines.row_metrics`) go to
    `runs/<variant>/seed-<s>/result.json`.
-5. Report: `results.json`, `results.md` (the paper's table layout with mean
-   +- std and a paired test against the best baseline), `auc.png`, and the
-   Figure-3 cluster analysis (`clusters_tsne.png`, `clusters.json`).
+5. The simple baselines (`baselines.py`: novelty, popularity, co-click from
+   either history, and their blend) on the same test rows, from the train
+   split; no training, computed on every invocation (seconds).
+6. Report: `results.json`, `results.md` (the paper's table layout with mean
+   +- std, the simple baselines' rows and a paired test against the best
+   baseline), `auc.png`, and the Figure-3 cluster analysis
+   (`clusters_tsne.png`, `clusters.json`).
 
 Output layout under `--output` (default `runs/experiments/<name>`):
 
@@ -41,6 +47,7 @@ import numpy as np
 
 from pipelines import defaults
 from sitn_tf.files import read_json, write_json
+from sitn_tools.experiment import baselines as baselines_lib
 from sitn_tools.experiment import config as config_lib
 
 REPORT_FILES = ("results.json", "results.md", "auc.png", "clusters_tsne.png", "clusters.json")
@@ -66,6 +73,10 @@ def portable(value: Any) -> Any:
         if value == parent or value.startswith(parent + os.sep):
             return os.path.relpath(value, defaults.REPO_ROOT)
     return value
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def run_folder(output: str, variant: str, seed: int) -> str:
@@ -159,34 +170,6 @@ def score_test_split(serving_model_dir: str, test_pattern: str, batch_size: int 
     )
 
 
-def train_target_items(data: str) -> set[bytes]:
-    """Target items the Transform's vocabulary learns: clicked train candidates and histories.
-
-    Test candidates outside this set get the out-of-vocabulary embedding; their
-    share differs between test positives and negatives under leave-last-out, so
-    the metrics are also reported separately for known and unknown candidates.
-    """
-    import tensorflow as tf
-
-    from sitn_tf import features as F
-
-    files = sorted(tf.io.gfile.glob(os.path.join(data, "train", "*")))
-    if not files:
-        raise FileNotFoundError(f"{data}: no train/ examples")
-    spec = {
-        F.LABEL: tf.io.FixedLenFeature([], tf.int64),
-        F.ITEM_ID: tf.io.FixedLenFeature([], tf.string),
-        F.TARGET_ITEM_IDS: tf.io.VarLenFeature(tf.string),
-    }
-    items: set[bytes] = set()
-    for batch in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(4096):
-        parsed = tf.io.parse_example(batch, spec)
-        clicked = parsed[F.LABEL].numpy() == 1
-        items.update(parsed[F.ITEM_ID].numpy()[clicked].tolist())
-        items.update(parsed[F.TARGET_ITEM_IDS].values.numpy().tolist())
-    return items
-
-
 def run_one(
     config: dict[str, Any],
     variant: config_lib.Variant,
@@ -194,19 +177,22 @@ def run_one(
     transform,
     data: str,
     run_dir: str,
-    known_items: set[bytes],
+    test_rows: baselines_lib.RowSlices,
 ) -> dict[str, Any]:
     """Stage 1 (if the variant pretrains), stage 2 and the test scoring of one run.
 
     Both stages go through the training API (`sitn_tf.training`), the same
     functions the Trainers' `run_fn`s call; stage 2's model is exported by the
     pipeline's own exporter and scored through its `serving_default`.
+    `test_rows` (from `baselines.row_slices`) says which test candidates are
+    known and each row's target history length; the scored rows are checked
+    to be these.
     """
     import keras
     import tensorflow_transform as tft
 
     from pipelines import serving
-    from sitn_tf import metrics, training
+    from sitn_tf import training
 
     run = config_lib.run_config(config, variant, seed)
     record: dict[str, Any] = {
@@ -271,16 +257,12 @@ def run_one(
     )
     start = time.monotonic()
     labels, scores, users, items = score_test_split(serving_dir, os.path.join(data, "test", "*"))
-    record["metrics"] = metrics.all_metrics(labels, scores, users)
-    known = np.fromiter((item in known_items for item in items.tolist()), bool, items.size)
-    record["metrics_by_candidate"] = {
-        name: {
-            **metrics.all_metrics(labels[mask], scores[mask], users[mask]),
-            "positives": int(labels[mask].sum()),
-        }
-        for name, mask in (("known", known), ("unknown", ~known))
-        if mask.any()
-    }
+    test_rows.check(labels, items)
+    known = test_rows.known
+    record["metrics"] = baselines_lib.row_metrics(
+        labels, scores, users, known, test_rows.history_lengths
+    )
+    record["metrics_by_candidate"] = baselines_lib.candidate_metrics(labels, scores, users, known)
     # Kept beside the run so later analyses need no re-scoring.
     np.savez_compressed(
         os.path.join(run_dir, "test_predictions.npz"),
@@ -370,6 +352,30 @@ def cluster_analysis(
 # --------------------------------------------------------------------------- report
 
 
+def complete_metrics(
+    record: dict[str, Any], run_dir: str, test_rows: baselines_lib.RowSlices
+) -> bool:
+    """Adds the known-candidate and history-length metrics to a run recorded without them.
+
+    Recomputed from the run's stored test predictions (`test_predictions.npz`,
+    checked to be the test rows in order), so a resumed experiment needs no
+    retraining. Returns whether `record` changed.
+    """
+    if {"known_auc", "by_history_length"} <= set(record.get("metrics", {})):
+        return False
+    path = os.path.join(run_dir, "test_predictions.npz")
+    if not os.path.exists(path):
+        return False
+    # The run's own file; its user ids are an object array, which needs pickle.
+    with np.load(path, allow_pickle=True) as stored:
+        labels, scores, users = stored["labels"], stored["probabilities"], stored["users"]
+    test_rows.check(labels)
+    record["metrics"] = baselines_lib.row_metrics(
+        labels, scores, users, test_rows.known, test_rows.history_lengths
+    )
+    return True
+
+
 def _report_group(variant: config_lib.Variant) -> str:
     """The report's grouping: Table 2 holds "Baseline" and "Ours"; ablations their table."""
     if variant.name == "sitn":
@@ -378,7 +384,11 @@ def _report_group(variant: config_lib.Variant) -> str:
 
 
 def write_report(
-    config: dict[str, Any], records: list[dict[str, Any]], output: str, meta: dict[str, Any]
+    config: dict[str, Any],
+    records: list[dict[str, Any]],
+    output: str,
+    meta: dict[str, Any],
+    simple_baselines: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     from sitn_tools.experiment import report
 
@@ -408,10 +418,16 @@ def write_report(
             "summary": summary,
             "best_baseline": best,
             "paired_tests": tests,
+            "baselines": simple_baselines or {},
         }
     )
     write_json(os.path.join(output, "results.json"), payload)
-    table = report.markdown_table(summary, variants, tests, best_baseline=best)
+    table = report.markdown_table(
+        summary, variants, tests, best_baseline=best, simple_baselines=simple_baselines
+    )
+    if simple_baselines:
+        table += "\n### Simple baselines by target-history length\n\n"
+        table += report.simple_baseline_table(simple_baselines)
     with open(os.path.join(output, "results.md"), "w") as f:
         f.write(table)
     report.bar_chart(summary, variants, os.path.join(output, "auc.png"), metric="auc")
@@ -445,7 +461,20 @@ def run(
     # Another experiment's Transform (same data, same `transform`) is a cache
     # hit in its metadata store: studies on the same data skip the Transform.
     transform = run_transform(config, data, config["share_transform_with"] or output)
-    known_items = train_target_items(data)
+    start = time.monotonic()
+    dataset = baselines_lib.read_dataset(data)
+    stats = baselines_lib.train_statistics(dataset)
+    test_rows = baselines_lib.row_slices(dataset, stats)
+    simple_baselines = baselines_lib.evaluate(dataset, stats)
+    _say(
+        "simple baselines (test AUC / known-candidate AUC): "
+        + ", ".join(
+            f"{name} {_number(entry['metrics']['auc'])} / {_number(entry['metrics']['known_auc'])}"
+            for name, entry in simple_baselines.items()
+        )
+        + f" ({time.monotonic() - start:.1f} s)"
+    )
+    del dataset, stats
 
     chosen = [v for v in config_lib.VARIANTS if v.name in config["variants"]]
     todo = [(v, s) for s in config["seeds"] for v in chosen]
@@ -457,6 +486,8 @@ def run(
         if os.path.exists(result_path):
             record = read_json(result_path)
             if record.get("config") == config_lib.trainer_config(config, variant, seed):
+                if complete_metrics(record, run_dir, test_rows):
+                    write_json(result_path, record)
                 records.append(record)
                 _say(f"[{index}/{len(todo)}] {variant.name} seed {seed}: done before, reused")
                 continue
@@ -464,7 +495,7 @@ def run(
             shutil.rmtree(run_dir)  # a run cut short or made with other settings
         _say(f"[{index}/{len(todo)}] {variant.name} seed {seed}: training")
         start = time.monotonic()
-        record = run_one(config, variant, seed, transform, data, run_dir, known_items)
+        record = run_one(config, variant, seed, transform, data, run_dir, test_rows)
         record["wall_seconds"] = round(time.monotonic() - start, 2)
         run_seconds += record["wall_seconds"]
         write_json(result_path, record)
@@ -504,7 +535,7 @@ def run(
         "clusters": clusters["granularities"],
         "environment": _environment(),
     }
-    payload = write_report(config, records, output, meta)
+    payload = write_report(config, records, output, meta, simple_baselines)
     target = report_dir or config["report_dir"]
     if target:
         os.makedirs(target, exist_ok=True)
