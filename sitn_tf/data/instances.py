@@ -24,6 +24,8 @@ from sitn_tf import features
 from sitn_tf.data.config import (
     SAMPLING_POPULARITY,
     SPLIT_LEAVE_LAST_OUT,
+    SPLITS,
+    TIME_ORDER_GLOBAL,
     ConversionConfig,
 )
 
@@ -32,6 +34,8 @@ from sitn_tf.data.config import (
 UserClick = tuple[str, str, int, str]
 # (item_id, timestamp, category) in one domain, in time order.
 Event = tuple[str, int, str]
+# (time, split) of one click on an item.
+ItemClick = tuple[int, str]
 
 DROP_NO_SOURCE = "no_source_clicks"
 DROP_NO_TARGET = "no_target_clicks"
@@ -143,6 +147,10 @@ class NegativeSampler:
     Items are kept in two orderings, by first click and by first train-split
     click, each with its own cumulative counts, so the eligible items of
     either rule are a prefix found by binary search.
+
+    With `time_order="per_user"` the "times" of this table are split ranks
+    (see `sampler_rows`), so the same prefixes select items by the split of
+    their clicks; `negative_rule` gives the arguments for each instance.
 
     Args:
       item_counts: `(item_id, category, count, first_click_time,
@@ -317,6 +325,53 @@ def split_of(position: int, count: int, timestamp: int, config: ConversionConfig
     return "train"
 
 
+# Per-user mode: the "time" of a click in the sampler's table is its split's rank.
+SPLIT_RANK = {split: rank for rank, split in enumerate(SPLITS)}
+
+
+def negative_rule(split: str, t: int, config: ConversionConfig) -> tuple[int | None, bool]:
+    """`(before, train_only)` for `NegativeSampler.sample` of an instance at `t` in `split`.
+
+    `global`: items first clicked strictly before t; for train instances,
+    items first clicked in the train split strictly before t.
+
+    `per_user` (the sampler's times are split ranks, see `sampler_rows`):
+    train and eval instances draw among items with a train-split click, test
+    instances among items with a train- or eval-split click. No time of
+    another user is compared with t; the earlier splits stand for the past
+    (the train split for itself, as it has none).
+    """
+    if config.time_order == TIME_ORDER_GLOBAL:
+        return t, split == "train"
+    if split == "train":
+        return None, True
+    return SPLIT_RANK[split], False  # eval: rank < 1 (train); test: rank < 2
+
+
+def sampler_rows(
+    clicks: Iterable[tuple[tuple[str, str], Sequence[ItemClick]]], time_order: str
+) -> list[tuple[str, str, int, int, int | None]]:
+    """The `NegativeSampler` table from each target item's `(time, split)` clicks.
+
+    `(item_id, category, clicks, first, first_train)`: clicks over all splits
+    (popularity, in both modes). `global`: `first` is the first click's time,
+    `first_train` the first train-split click's time (None without one).
+    `per_user`: `first` is the rank of the earliest split with a click
+    (train 0, eval 1, test 2), `first_train` 0 with a train click, else None.
+    """
+    rows = []
+    for (item, category), item_clicks in clicks:
+        if time_order == TIME_ORDER_GLOBAL:
+            first = min(t for t, _ in item_clicks)
+            train = [t for t, split in item_clicks if split == "train"]
+            first_train = min(train) if train else None
+        else:
+            first = min(SPLIT_RANK[split] for _, split in item_clicks)
+            first_train = 0 if any(split == "train" for _, split in item_clicks) else None
+        rows.append((item, category, len(item_clicks), first, first_train))
+    return rows
+
+
 @dataclasses.dataclass
 class UserOutcome:
     instances: list[Instance]
@@ -335,24 +390,24 @@ def make_instances(
 
     Every target click at time t is a positive whose histories are the clicks
     strictly before t (most recent `max_seq_len`); it is followed by up to
-    `num_negatives` negatives that share its histories and split. Negatives of
-    train instances come from items with a train-split click before t, the
-    others from items with any click before t (see `NegativeSampler`).
+    `num_negatives` negatives that share its histories and split, drawn by
+    `negative_rule` among items the user never clicked.
     """
     rng = user_rng(config.seed, user.user_id)
     clicked = {item for item, _, _ in user.target}
+    splits = [split_of(p, len(user.target), t, config) for p, (_, t, _) in enumerate(user.target)]
     source_times = [e[1] for e in user.source]
     target_times = [e[1] for e in user.target]
     instances: list[Instance] = []
     short: dict[str, int] = {}
-    for position, (item, t, category) in enumerate(user.target):
-        split = split_of(position, len(user.target), t, config)
+    for (item, t, category), split in zip(user.target, splits, strict=True):
         src_items, src_cats = _history(user.source, source_times, t, config.max_seq_len)
         tgt_items, tgt_cats = _history(user.target, target_times, t, config.max_seq_len)
         candidates = [(item, category, 1)]
         if config.num_negatives:
+            before, train_only = negative_rule(split, t, config)
             negatives = sampler.sample(
-                rng, clicked, config.num_negatives, before=t, train_only=split == "train"
+                rng, clicked, config.num_negatives, before=before, train_only=train_only
             )
             if len(negatives) < config.num_negatives:
                 short[split] = short.get(split, 0) + config.num_negatives - len(negatives)
@@ -378,12 +433,12 @@ def make_instances(
 
 def iter_target_items(
     user: UserClicks, config: ConversionConfig
-) -> Iterator[tuple[tuple[str, str], tuple[int, bool]]]:
-    """`((item_id, category), (time, in_train_split))` of each target click.
+) -> Iterator[tuple[tuple[str, str], ItemClick]]:
+    """`((item_id, category), (time, split))` of each target click.
 
-    The rows of the sampler's table: the split tells which clicks make an item
-    eligible as a train negative.
+    The rows of the item table behind the negative sampler: the split tells
+    which clicks make an item eligible as a negative of which split.
     """
     count = len(user.target)
     for position, (item, t, category) in enumerate(user.target):
-        yield (item, category), (t, split_of(position, count, t, config) == "train")
+        yield (item, category), (t, split_of(position, count, t, config))
