@@ -91,8 +91,8 @@ def _add_conversion_options(parser: argparse.ArgumentParser, *, synthetic: bool)
         choices=TIME_ORDERS,
         default=TIME_ORDER_GLOBAL,
         help="global: timestamps are times on one clock, comparable across users; "
-        "per_user: they only order each user's own clicks, so negatives are drawn "
-        "by split instead of by cross-user times (no --split time) "
+        "per_user: they only order each user's own clicks, so negatives and candidate "
+        "statistics use the splits instead of cross-user times (no --split time) "
         "(default: %(default)s).",
     )
     rules.add_argument(

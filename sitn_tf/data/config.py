@@ -86,9 +86,15 @@ class ConversionConfig:
           train or eval split (in `global`: items clicked strictly before the
           instance's time t; train instances only items with a train-split
           click strictly before t);
+        * the candidate statistics (`candidate_prior_clicks`,
+          `candidate_seen`) count the candidate's clicks in the same
+          reference splits (train for train and eval instances, train and
+          eval for test instances), by all kept users, minus the instance
+          user's own clicks at or after t; `candidate_age` is -1 (unknown);
         * `split="time"` is refused: its cut-offs are cross-user times.
 
-        A negative is never an item the user clicked, in either mode.
+        A negative is never an item the user clicked, in either mode. See
+        `sitn_tf.data.item_stats` for the exact definitions.
       eval_start: With `split="time"`: instances at or after this unix time
         (and before `test_start`) go to eval.
       test_start: With `split="time"`: instances at or after this go to test.

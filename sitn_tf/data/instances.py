@@ -28,14 +28,13 @@ from sitn_tf.data.config import (
     TIME_ORDER_GLOBAL,
     ConversionConfig,
 )
+from sitn_tf.data.item_stats import ItemClick, ItemStats
 
 # (domain, item_id, timestamp, category): one click of a user after the join
 # with item metadata.
 UserClick = tuple[str, str, int, str]
 # (item_id, timestamp, category) in one domain, in time order.
 Event = tuple[str, int, str]
-# (time, split) of one click on an item.
-ItemClick = tuple[int, str]
 
 DROP_NO_SOURCE = "no_source_clicks"
 DROP_NO_TARGET = "no_target_clicks"
@@ -282,6 +281,11 @@ class Instance:
     label: int
     event_timestamp: int
     order: int  # position among the user's instances, for stable file order
+    # Statistics of the candidate (`item_stats`); the defaults describe an
+    # unseen candidate of unknown age.
+    candidate_prior_clicks: int = 0
+    candidate_seen: int = 0
+    candidate_age: int = -1
 
     def to_example(self) -> bytes:
         """Serializes to `tf.train.Example` bytes, deterministically."""
@@ -300,6 +304,11 @@ class Instance:
         put_bytes(features.TARGET_CATEGORIES, self.target_categories)
         feature[features.LABEL].int64_list.value.append(self.label)
         feature[features.EVENT_TIMESTAMP].int64_list.value.append(self.event_timestamp)
+        feature[features.CANDIDATE_PRIOR_CLICKS].int64_list.value.append(
+            self.candidate_prior_clicks
+        )
+        feature[features.CANDIDATE_SEEN].int64_list.value.append(self.candidate_seen)
+        feature[features.CANDIDATE_AGE].int64_list.value.append(self.candidate_age)
         # Map fields have no defined wire order unless asked for one.
         return example.SerializeToString(deterministic=True)
 
@@ -339,7 +348,8 @@ def negative_rule(split: str, t: int, config: ConversionConfig) -> tuple[int | N
     train and eval instances draw among items with a train-split click, test
     instances among items with a train- or eval-split click. No time of
     another user is compared with t; the earlier splits stand for the past
-    (the train split for itself, as it has none).
+    (the train split for itself, as it has none), the same reference splits
+    as the candidate statistics (`item_stats.REFERENCE_SPLITS`).
     """
     if config.time_order == TIME_ORDER_GLOBAL:
         return t, split == "train"
@@ -384,18 +394,24 @@ class UserOutcome:
 
 
 def make_instances(
-    user: UserClicks, config: ConversionConfig, sampler: NegativeSampler
+    user: UserClicks, config: ConversionConfig, sampler: NegativeSampler, item_stats: ItemStats
 ) -> UserOutcome:
     """All instances of a kept user, in time order.
 
     Every target click at time t is a positive whose histories are the clicks
     strictly before t (most recent `max_seq_len`); it is followed by up to
     `num_negatives` negatives that share its histories and split, drawn by
-    `negative_rule` among items the user never clicked.
+    `negative_rule` among items the user never clicked. Every instance carries
+    the statistics of its candidate (`item_stats`), which never count a click
+    at or after t.
     """
     rng = user_rng(config.seed, user.user_id)
     clicked = {item for item, _, _ in user.target}
     splits = [split_of(p, len(user.target), t, config) for p, (_, t, _) in enumerate(user.target)]
+    # The user's own clicks per item: per_user statistics discount those at or after t.
+    own_clicks: dict[str, list[ItemClick]] = {}
+    for (item, t, _), split in zip(user.target, splits, strict=True):
+        own_clicks.setdefault(item, []).append((t, split))
     source_times = [e[1] for e in user.source]
     target_times = [e[1] for e in user.target]
     instances: list[Instance] = []
@@ -413,6 +429,7 @@ def make_instances(
                 short[split] = short.get(split, 0) + config.num_negatives - len(negatives)
             candidates.extend((neg, cat, 0) for neg, cat in negatives)
         for cand, cand_category, label in candidates:
+            stats = item_stats.candidate(cand, t, split, own_clicks.get(cand, ()))
             instances.append(
                 Instance(
                     split=split,
@@ -426,6 +443,9 @@ def make_instances(
                     label=label,
                     event_timestamp=t,
                     order=len(instances),
+                    candidate_prior_clicks=stats.prior_clicks,
+                    candidate_seen=stats.seen,
+                    candidate_age=stats.age,
                 )
             )
     return UserOutcome(instances=instances, negatives_short_by_split=short)
@@ -436,8 +456,9 @@ def iter_target_items(
 ) -> Iterator[tuple[tuple[str, str], ItemClick]]:
     """`((item_id, category), (time, split))` of each target click.
 
-    The rows of the item table behind the negative sampler: the split tells
-    which clicks make an item eligible as a negative of which split.
+    The rows of the item table behind the negative sampler and the candidate
+    statistics: the split tells which clicks make an item eligible as a
+    negative of which split, and which clicks per_user mode counts.
     """
     count = len(user.target)
     for position, (item, t, category) in enumerate(user.target):

@@ -10,13 +10,16 @@ import pytest
 from sitn_tf import features
 from sitn_tf.data import instances as inst
 from sitn_tf.data.config import ConversionConfig
+from sitn_tf.data.item_stats import ItemStats
 from sitn_tf.data.reading import decode_example
 
 CONFIG = ConversionConfig(source="books", target="movies", num_negatives=2)
+# Tests of negatives and histories need no click times: every candidate is unseen.
+NO_STATS = ItemStats([], "global")
 
 
-def _make(user, config, sampler):
-    return inst.make_instances(user, config, sampler)
+def _make(user, config, sampler, item_stats=NO_STATS):
+    return inst.make_instances(user, config, sampler, item_stats)
 
 
 def _user(clicks, config=CONFIG, user_id="u1"):
@@ -395,6 +398,9 @@ def test_to_example_round_trip_and_determinism():
         label=1,
         event_timestamp=1_399_939_200,
         order=0,
+        candidate_prior_clicks=7,
+        candidate_seen=1,
+        candidate_age=86_400,
     )
     data = instance.to_example()
     assert data == instance.to_example()
@@ -408,4 +414,7 @@ def test_to_example_round_trip_and_determinism():
         features.TARGET_CATEGORIES: [],
         features.LABEL: 1,
         features.EVENT_TIMESTAMP: 1_399_939_200,
+        features.CANDIDATE_PRIOR_CLICKS: 7,
+        features.CANDIDATE_SEEN: 1,
+        features.CANDIDATE_AGE: 86_400,
     }

@@ -6,8 +6,9 @@ Graph (every step is distributed; only the target item table is gathered):
     -> [CoGroupByKey (domain, item) with metadata: attach categories]
     -> GroupByKey user -> order, deduplicate, filter users
     -> kept users -> each target item's click times and splits
-       -> NegativeSampler (side input)
-    -> MakeInstances (histories strictly before t, seeded negatives, split)
+       -> NegativeSampler + ItemStats (side input)
+    -> MakeInstances (histories strictly before t, seeded negatives, split,
+       candidate statistics)
     -> GroupByKey (split, shard) -> sort by time -> one gzip TFRecord per shard
 
 Counts that end up in `stats.json` flow through the pipeline as data
@@ -23,6 +24,7 @@ looks complete.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -39,7 +41,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 from sitn_tf.data import instances as inst
 from sitn_tf.data import readers, tfrecord
 from sitn_tf.data.config import ConversionConfig
-from sitn_tf.data.instances import ItemClick
+from sitn_tf.data.item_stats import ItemClick, ItemStats
 from sitn_tf.files import dumps_json
 
 COUNTER_NAMESPACE = "sitn_tf.data"
@@ -209,9 +211,10 @@ class _FilterUsers(_TallyingDoFn):
 class _ItemClicks(beam.CombineFn):
     """Per target item: its clicks `(time, split)`, sorted.
 
-    The item table behind the negative sampler (click counts, first click,
-    first train-split click, splits). Concatenation then sorting gives the
-    same result however the runner splits and merges.
+    The item table behind both the negative sampler (click counts, first
+    click, first train-split click) and the candidate statistics (click times
+    and splits). Concatenation then sorting gives the same result however the
+    runner splits and merges.
     """
 
     def create_accumulator(self) -> list[ItemClick]:
@@ -231,14 +234,25 @@ class _ItemClicks(beam.CombineFn):
         return tuple(sorted(accumulator))
 
 
-def _build_sampler(
+@dataclasses.dataclass(frozen=True)
+class ItemTable:
+    """The side input of `_MakeInstances`: negatives and candidate statistics."""
+
+    sampler: inst.NegativeSampler
+    stats: ItemStats
+
+
+def _build_item_table(
     rows: Iterable[tuple[tuple[str, str], Sequence[ItemClick]]], config: ConversionConfig
-) -> inst.NegativeSampler | None:
+) -> ItemTable | None:
     rows = list(rows)
     if not rows:
         return None  # no kept user: no instance will ask for it
-    return inst.NegativeSampler(
-        inst.sampler_rows(rows, config.time_order), config.negative_sampling
+    return ItemTable(
+        sampler=inst.NegativeSampler(
+            inst.sampler_rows(rows, config.time_order), config.negative_sampling
+        ),
+        stats=ItemStats(((item, clicks) for (item, _), clicks in rows), config.time_order),
     )
 
 
@@ -255,9 +269,9 @@ class _MakeInstances(_TallyingDoFn):
     def __init__(self, config: ConversionConfig) -> None:
         self._config = config
 
-    def process(self, user: inst.UserClicks, sampler: inst.NegativeSampler) -> Iterator[Any]:
+    def process(self, user: inst.UserClicks, table: ItemTable) -> Iterator[Any]:
         config = self._config
-        outcome = inst.make_instances(user, config, sampler)
+        outcome = inst.make_instances(user, config, table.sampler, table.stats)
         user_hash = inst.stable_hash(user.user_id)
         shard = user_hash % config.num_shards
         tally = self._tally
@@ -405,16 +419,17 @@ def build_pipeline(
     kept = users.kept
 
     target_items = kept | "TargetClicks" >> beam.FlatMap(inst.iter_target_items, config)
-    sampler = (
+    item_table = (
         target_items
         | "ItemClicks" >> beam.CombinePerKey(_ItemClicks())
         # The target item table (not the interactions) is gathered in one
-        # place: it is the negative sampler's support.
+        # place: the negative sampler's support and the click times of the
+        # candidate statistics, O(target clicks) (see `item_stats`).
         | "ItemTable" >> beam.combiners.ToList()
-        | "Sampler" >> beam.Map(_build_sampler, config)
+        | "BuildItemTable" >> beam.Map(_build_item_table, config)
     )
     made = kept | "MakeInstances" >> beam.ParDo(
-        _MakeInstances(config), sampler=beam.pvalue.AsSingleton(sampler)
+        _MakeInstances(config), table=beam.pvalue.AsSingleton(item_table)
     ).with_outputs(_TALLY, _ITEMS, main="examples")
     tallies.append(made[_TALLY])
 
