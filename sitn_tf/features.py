@@ -16,6 +16,11 @@ TARGET_ITEM_IDS = "target_item_ids"  # target-domain history, may be empty
 TARGET_CATEGORIES = "target_categories"  # aligned with TARGET_ITEM_IDS
 LABEL = "label"  # int64, 0 or 1
 EVENT_TIMESTAMP = "event_timestamp"  # int64 unix seconds of the instance
+# Statistics of the candidate from clicks before the instance, never its own
+# (definitions per `--time_order`: sitn_tf/data/item_stats.py).
+CANDIDATE_PRIOR_CLICKS = "candidate_prior_clicks"  # int64 >= 0
+CANDIDATE_SEEN = "candidate_seen"  # int64 1 if candidate_prior_clicks >= 1, else 0
+CANDIDATE_AGE = "candidate_age"  # int64 time since its first click; 0 unseen, -1 unknown
 
 SCALAR_BYTES_FEATURES = (USER_ID, ITEM_ID, ITEM_CATEGORY)
 SEQUENCE_FEATURES = (
@@ -24,7 +29,8 @@ SEQUENCE_FEATURES = (
     TARGET_ITEM_IDS,
     TARGET_CATEGORIES,
 )
-INT_FEATURES = (LABEL, EVENT_TIMESTAMP)
+CANDIDATE_STAT_FEATURES = (CANDIDATE_PRIOR_CLICKS, CANDIDATE_SEEN, CANDIDATE_AGE)
+INT_FEATURES = (LABEL, EVENT_TIMESTAMP) + CANDIDATE_STAT_FEATURES
 ALL_FEATURES = SCALAR_BYTES_FEATURES + SEQUENCE_FEATURES + INT_FEATURES
 
 # Model inputs: the same names carry integer ids after Transform

@@ -38,7 +38,7 @@ def test_schema_names_are_exactly_the_constants(schema):
     names = [feature.name for feature in schema.feature]
     assert len(names) == len(set(names))
     assert set(names) == set(F.ALL_FEATURES)
-    assert len(F.ALL_FEATURES) == len(set(F.ALL_FEATURES)) == 9
+    assert len(F.ALL_FEATURES) == len(set(F.ALL_FEATURES)) == 12
 
 
 def test_types(schema):
@@ -71,6 +71,22 @@ def test_label_is_binary_and_absent_at_serving(schema):
     assert list(label.not_in_environment) == ["SERVING"]
 
 
+def test_candidate_statistics_domains_and_environments(schema):
+    features = _by_name(schema)
+    domains = {
+        F.CANDIDATE_PRIOR_CLICKS: (0, None),
+        F.CANDIDATE_SEEN: (0, 1),
+        F.CANDIDATE_AGE: (-1, None),  # -1 unknown, 0 not seen
+    }
+    for name, (low, high) in domains.items():
+        domain = features[name].int_domain
+        assert domain.min == low, name
+        assert (domain.max if domain.HasField("max") else None) == high, name
+        # In both environments, like the other inputs serving may omit.
+        assert not features[name].not_in_environment, name
+        assert not features[name].in_environment, name
+
+
 def _instance(**overrides) -> Instance:
     fields = dict(
         split="train",
@@ -84,6 +100,9 @@ def _instance(**overrides) -> Instance:
         label=1,
         event_timestamp=1_399_939_200,
         order=0,
+        candidate_prior_clicks=3,
+        candidate_seen=1,
+        candidate_age=86_400,
     )
     fields.update(overrides)
     return Instance(**fields)
@@ -101,9 +120,40 @@ def test_converter_examples_satisfy_the_schema(schema):
     examples = [
         _instance().to_example(),
         _instance(label=0, item_id="B9", source_items=(), source_categories=()).to_example(),
+        _instance(candidate_prior_clicks=0, candidate_seen=0, candidate_age=0).to_example(),
+        _instance(candidate_prior_clicks=0, candidate_seen=0, candidate_age=-1).to_example(),
         _instance(target_items=("B1",), target_categories=("Drama",)).to_example(),
     ]
     assert _anomalies(schema, examples) == {}
+
+
+@pytest.mark.parametrize("time_order", ["global", "per_user"])
+def test_real_converter_output_satisfies_the_schema(schema, tmp_path, time_order):
+    from sitn_tf.data import convert_interactions, tfrecord
+    from sitn_tf.data.config import SPLITS, ConversionConfig
+    from sitn_tf.data.reading import split_files
+
+    rows = ["user_id\titem_id\tdomain\ttimestamp\n"]
+    for u in range(8):
+        rows += [f"U{u}\tb{(u + k) % 7}\tbooks\t{10 * k + u}\n" for k in range(5)]
+        # Shared movies and one only this user clicks: seen and unseen candidates.
+        rows += [f"U{u}\tm{(u + k) % 4}\tmovies\t{60 + 10 * k + u}\n" for k in range(3)]
+        rows.append(f"U{u}\tonly-{u}\tmovies\t{95 + u}\n")
+    path = tmp_path / "interactions.tsv"
+    path.write_text("".join(rows))
+    out = str(tmp_path / "out")
+    config = ConversionConfig(
+        source="books", target="movies", num_shards=1, num_negatives=2, time_order=time_order
+    )
+    convert_interactions(str(path), out, config)
+    records = [
+        record
+        for split in SPLITS
+        for file in split_files(out, split)
+        for record in tfrecord.read_records(file)
+    ]
+    assert len(records) > 50
+    assert _anomalies(schema, records) == {}
 
 
 def _drop(serialized: bytes, name: str) -> bytes:
@@ -129,6 +179,10 @@ def _add_value(serialized: bytes, name: str) -> bytes:
         (lambda: _drop(_instance().to_example(), F.SOURCE_ITEM_IDS), F.SOURCE_ITEM_IDS),
         (lambda: _drop(_instance().to_example(), F.EVENT_TIMESTAMP), F.EVENT_TIMESTAMP),
         (lambda: _add_value(_instance().to_example(), F.ITEM_ID), F.ITEM_ID),
+        (lambda: _instance(candidate_seen=2).to_example(), F.CANDIDATE_SEEN),
+        (lambda: _instance(candidate_prior_clicks=-1).to_example(), F.CANDIDATE_PRIOR_CLICKS),
+        (lambda: _instance(candidate_age=-2).to_example(), F.CANDIDATE_AGE),
+        (lambda: _drop(_instance().to_example(), F.CANDIDATE_AGE), F.CANDIDATE_AGE),
     ],
 )
 def test_schema_catches_broken_examples(schema, corrupt, feature):
@@ -145,6 +199,7 @@ DISTINCTIVE = (
     F.TARGET_ITEM_IDS,
     F.TARGET_CATEGORIES,
     F.EVENT_TIMESTAMP,
+    *F.CANDIDATE_STAT_FEATURES,
 )
 
 

@@ -16,6 +16,8 @@ from sitn_tf.data.config import (
     SAMPLING_UNIFORM,
     SPLIT_LEAVE_LAST_OUT,
     SPLIT_TIME,
+    TIME_ORDER_GLOBAL,
+    TIME_ORDERS,
     DataError,
 )
 from sitn_tf.defaults import DEFAULT_MAX_SEQ_LEN
@@ -83,6 +85,15 @@ def _add_conversion_options(parser: argparse.ArgumentParser, *, synthetic: bool)
         default=SPLIT_LEAVE_LAST_OUT,
         help="leave_last_out: per user, last target click -> test, second to "
         "last -> eval; time: global cut-offs --eval_start/--test_start.",
+    )
+    rules.add_argument(
+        "--time_order",
+        choices=TIME_ORDERS,
+        default=TIME_ORDER_GLOBAL,
+        help="global: timestamps are times on one clock, comparable across users; "
+        "per_user: they only order each user's own clicks, so negatives and candidate "
+        "statistics use the splits instead of cross-user times (no --split time) "
+        "(default: %(default)s).",
     )
     rules.add_argument(
         "--eval_start",
@@ -243,6 +254,7 @@ def _config(args: argparse.Namespace, **extra: Any):
         negative_sampling=args.negative_sampling,
         seed=args.seed,
         split=args.split,
+        time_order=args.time_order,
         eval_start=parse_time(args.eval_start, "--eval_start"),
         test_start=parse_time(args.test_start, "--test_start"),
         num_shards=args.num_shards,

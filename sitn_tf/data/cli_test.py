@@ -38,6 +38,7 @@ def test_interactions_command_reports_counters_and_summary(tmp_path, capsys):
     assert summary.startswith("ok: 48 lines, 0 rejected, 6/6 users kept; train 10 (6 pos")
     stats = json.load(open(os.path.join(out, "stats.json")))
     assert stats["config"]["num_negatives"] == 1
+    assert stats["config"]["time_order"] == "global"
     assert stats["runner"] == "DirectRunner"
     # A second run needs --overwrite, and says so.
     assert cli.main(argv) == 1
@@ -87,6 +88,11 @@ def test_synthetic_command(tmp_path, capsys):
         (["--split", "time"], "needs both `--eval_start` and `--test_start`"),
         (["--eval_start", "soon", "--test_start", "1", "--split", "time"], "`--eval_start` must"),
         (["--num_negatives", "-1"], "`num_negatives` must be >= 0"),
+        (
+            ["--time_order", "per_user", "--split", "time", "--eval_start", "1"]
+            + ["--test_start", "2"],
+            "`--split time` cannot be used with `--time_order per_user`",
+        ),
     ],
 )
 def test_bad_options_are_one_line_errors(tmp_path, capsys, extra, message):

@@ -19,6 +19,9 @@ SPLIT_LEAVE_LAST_OUT = "leave_last_out"
 SPLIT_TIME = "time"
 SAMPLING_POPULARITY = "popularity"
 SAMPLING_UNIFORM = "uniform"
+TIME_ORDER_GLOBAL = "global"
+TIME_ORDER_PER_USER = "per_user"
+TIME_ORDERS = (TIME_ORDER_GLOBAL, TIME_ORDER_PER_USER)
 
 
 class DataError(ValueError):
@@ -71,6 +74,27 @@ class ConversionConfig:
       seed: Seeds negative sampling; output is byte-identical for a seed.
       split: `leave_last_out` (per user: last target click -> test, second to
         last -> eval, rest -> train) or `time` (global cut-offs).
+      time_order: What the timestamps mean. `global`: they are times on one
+        clock shared by all users (dates), so clicks of different users can
+        be compared. `per_user`: they only order one user's own clicks (e.g.
+        positions 0, 1, 2, ... in the user's sequence). Every rule that would
+        compare times across users then uses the splits instead:
+
+        * negatives of a train instance are drawn among items with a click in
+          the train split, of an eval instance among items with a click in
+          the train split, of a test instance among items with a click in the
+          train or eval split (in `global`: items clicked strictly before the
+          instance's time t; train instances only items with a train-split
+          click strictly before t);
+        * the candidate statistics (`candidate_prior_clicks`,
+          `candidate_seen`) count the candidate's clicks in the same
+          reference splits (train for train and eval instances, train and
+          eval for test instances), by all kept users, minus the instance
+          user's own clicks at or after t; `candidate_age` is -1 (unknown);
+        * `split="time"` is refused: its cut-offs are cross-user times.
+
+        A negative is never an item the user clicked, in either mode. See
+        `sitn_tf.data.item_stats` for the exact definitions.
       eval_start: With `split="time"`: instances at or after this unix time
         (and before `test_start`) go to eval.
       test_start: With `split="time"`: instances at or after this go to test.
@@ -94,6 +118,7 @@ class ConversionConfig:
     negative_sampling: str = SAMPLING_POPULARITY
     seed: int = 42
     split: str = SPLIT_LEAVE_LAST_OUT
+    time_order: str = TIME_ORDER_GLOBAL
     eval_start: int | None = None
     test_start: int | None = None
     num_shards: int = 4
@@ -123,6 +148,14 @@ class ConversionConfig:
             raise DataError(
                 "`negative_sampling` must be 'popularity' or 'uniform', got "
                 f"{self.negative_sampling!r}"
+            )
+        if self.time_order not in TIME_ORDERS:
+            raise DataError(f"`time_order` must be 'global' or 'per_user', got {self.time_order!r}")
+        if self.split == SPLIT_TIME and self.time_order == TIME_ORDER_PER_USER:
+            raise DataError(
+                "`--split time` cannot be used with `--time_order per_user`: its "
+                "cut-offs compare timestamps across users, which per_user declares "
+                "meaningless; use `--split leave_last_out`"
             )
         if self.split == SPLIT_TIME:
             if self.eval_start is None or self.test_start is None:

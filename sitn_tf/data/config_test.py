@@ -41,6 +41,11 @@ def test_parse_time_error_names_the_flag():
         ({"split": "time", "eval_start": 5}, "needs both"),
         ({"split": "time", "eval_start": 9, "test_start": 5}, "`eval_start` must be <="),
         ({"test_start": 5}, "only apply with `--split time`"),
+        ({"time_order": "local"}, "`time_order` must be 'global' or 'per_user'"),
+        (
+            {"time_order": "per_user", "split": "time", "eval_start": 1, "test_start": 2},
+            "`--split time` cannot be used with `--time_order per_user`",
+        ),
         ({"num_shards": 0}, "`num_shards` must be >= 1"),
         ({"max_reject_fraction": 1.5}, "`max_reject_fraction` must be in"),
         ({"max_rejects_logged": -1}, "`max_rejects_logged` must be >= 0"),
@@ -58,3 +63,4 @@ def test_defaults_follow_the_paper_and_the_issue():
     assert (config.max_seq_len, config.num_negatives, config.click_min_rating) == (50, 4, 4.0)
     assert config.max_reject_fraction == 0.01
     assert config.to_dict()["split"] == "leave_last_out"
+    assert config.to_dict()["time_order"] == "global"

@@ -24,8 +24,11 @@ from sitn_tf import features
 from sitn_tf.data.config import (
     SAMPLING_POPULARITY,
     SPLIT_LEAVE_LAST_OUT,
+    SPLITS,
+    TIME_ORDER_GLOBAL,
     ConversionConfig,
 )
+from sitn_tf.data.item_stats import ItemClick, ItemStats
 
 # (domain, item_id, timestamp, category): one click of a user after the join
 # with item metadata.
@@ -143,6 +146,10 @@ class NegativeSampler:
     Items are kept in two orderings, by first click and by first train-split
     click, each with its own cumulative counts, so the eligible items of
     either rule are a prefix found by binary search.
+
+    With `time_order="per_user"` the "times" of this table are split ranks
+    (see `sampler_rows`), so the same prefixes select items by the split of
+    their clicks; `negative_rule` gives the arguments for each instance.
 
     Args:
       item_counts: `(item_id, category, count, first_click_time,
@@ -274,6 +281,11 @@ class Instance:
     label: int
     event_timestamp: int
     order: int  # position among the user's instances, for stable file order
+    # Statistics of the candidate (`item_stats`); the defaults describe an
+    # unseen candidate of unknown age.
+    candidate_prior_clicks: int = 0
+    candidate_seen: int = 0
+    candidate_age: int = -1
 
     def to_example(self) -> bytes:
         """Serializes to `tf.train.Example` bytes, deterministically."""
@@ -292,6 +304,11 @@ class Instance:
         put_bytes(features.TARGET_CATEGORIES, self.target_categories)
         feature[features.LABEL].int64_list.value.append(self.label)
         feature[features.EVENT_TIMESTAMP].int64_list.value.append(self.event_timestamp)
+        feature[features.CANDIDATE_PRIOR_CLICKS].int64_list.value.append(
+            self.candidate_prior_clicks
+        )
+        feature[features.CANDIDATE_SEEN].int64_list.value.append(self.candidate_seen)
+        feature[features.CANDIDATE_AGE].int64_list.value.append(self.candidate_age)
         # Map fields have no defined wire order unless asked for one.
         return example.SerializeToString(deterministic=True)
 
@@ -317,6 +334,54 @@ def split_of(position: int, count: int, timestamp: int, config: ConversionConfig
     return "train"
 
 
+# Per-user mode: the "time" of a click in the sampler's table is its split's rank.
+SPLIT_RANK = {split: rank for rank, split in enumerate(SPLITS)}
+
+
+def negative_rule(split: str, t: int, config: ConversionConfig) -> tuple[int | None, bool]:
+    """`(before, train_only)` for `NegativeSampler.sample` of an instance at `t` in `split`.
+
+    `global`: items first clicked strictly before t; for train instances,
+    items first clicked in the train split strictly before t.
+
+    `per_user` (the sampler's times are split ranks, see `sampler_rows`):
+    train and eval instances draw among items with a train-split click, test
+    instances among items with a train- or eval-split click. No time of
+    another user is compared with t; the earlier splits stand for the past
+    (the train split for itself, as it has none), the same reference splits
+    as the candidate statistics (`item_stats.REFERENCE_SPLITS`).
+    """
+    if config.time_order == TIME_ORDER_GLOBAL:
+        return t, split == "train"
+    if split == "train":
+        return None, True
+    return SPLIT_RANK[split], False  # eval: rank < 1 (train); test: rank < 2
+
+
+def sampler_rows(
+    clicks: Iterable[tuple[tuple[str, str], Sequence[ItemClick]]], time_order: str
+) -> list[tuple[str, str, int, int, int | None]]:
+    """The `NegativeSampler` table from each target item's `(time, split)` clicks.
+
+    `(item_id, category, clicks, first, first_train)`: clicks over all splits
+    (popularity, in both modes). `global`: `first` is the first click's time,
+    `first_train` the first train-split click's time (None without one).
+    `per_user`: `first` is the rank of the earliest split with a click
+    (train 0, eval 1, test 2), `first_train` 0 with a train click, else None.
+    """
+    rows = []
+    for (item, category), item_clicks in clicks:
+        if time_order == TIME_ORDER_GLOBAL:
+            first = min(t for t, _ in item_clicks)
+            train = [t for t, split in item_clicks if split == "train"]
+            first_train = min(train) if train else None
+        else:
+            first = min(SPLIT_RANK[split] for _, split in item_clicks)
+            first_train = 0 if any(split == "train" for _, split in item_clicks) else None
+        rows.append((item, category, len(item_clicks), first, first_train))
+    return rows
+
+
 @dataclasses.dataclass
 class UserOutcome:
     instances: list[Instance]
@@ -329,35 +394,42 @@ class UserOutcome:
 
 
 def make_instances(
-    user: UserClicks, config: ConversionConfig, sampler: NegativeSampler
+    user: UserClicks, config: ConversionConfig, sampler: NegativeSampler, item_stats: ItemStats
 ) -> UserOutcome:
     """All instances of a kept user, in time order.
 
     Every target click at time t is a positive whose histories are the clicks
     strictly before t (most recent `max_seq_len`); it is followed by up to
-    `num_negatives` negatives that share its histories and split. Negatives of
-    train instances come from items with a train-split click before t, the
-    others from items with any click before t (see `NegativeSampler`).
+    `num_negatives` negatives that share its histories and split, drawn by
+    `negative_rule` among items the user never clicked. Every instance carries
+    the statistics of its candidate (`item_stats`), which never count a click
+    at or after t.
     """
     rng = user_rng(config.seed, user.user_id)
     clicked = {item for item, _, _ in user.target}
+    splits = [split_of(p, len(user.target), t, config) for p, (_, t, _) in enumerate(user.target)]
+    # The user's own clicks per item: per_user statistics discount those at or after t.
+    own_clicks: dict[str, list[ItemClick]] = {}
+    for (item, t, _), split in zip(user.target, splits, strict=True):
+        own_clicks.setdefault(item, []).append((t, split))
     source_times = [e[1] for e in user.source]
     target_times = [e[1] for e in user.target]
     instances: list[Instance] = []
     short: dict[str, int] = {}
-    for position, (item, t, category) in enumerate(user.target):
-        split = split_of(position, len(user.target), t, config)
+    for (item, t, category), split in zip(user.target, splits, strict=True):
         src_items, src_cats = _history(user.source, source_times, t, config.max_seq_len)
         tgt_items, tgt_cats = _history(user.target, target_times, t, config.max_seq_len)
         candidates = [(item, category, 1)]
         if config.num_negatives:
+            before, train_only = negative_rule(split, t, config)
             negatives = sampler.sample(
-                rng, clicked, config.num_negatives, before=t, train_only=split == "train"
+                rng, clicked, config.num_negatives, before=before, train_only=train_only
             )
             if len(negatives) < config.num_negatives:
                 short[split] = short.get(split, 0) + config.num_negatives - len(negatives)
             candidates.extend((neg, cat, 0) for neg, cat in negatives)
         for cand, cand_category, label in candidates:
+            stats = item_stats.candidate(cand, t, split, own_clicks.get(cand, ()))
             instances.append(
                 Instance(
                     split=split,
@@ -371,6 +443,9 @@ def make_instances(
                     label=label,
                     event_timestamp=t,
                     order=len(instances),
+                    candidate_prior_clicks=stats.prior_clicks,
+                    candidate_seen=stats.seen,
+                    candidate_age=stats.age,
                 )
             )
     return UserOutcome(instances=instances, negatives_short_by_split=short)
@@ -378,12 +453,13 @@ def make_instances(
 
 def iter_target_items(
     user: UserClicks, config: ConversionConfig
-) -> Iterator[tuple[tuple[str, str], tuple[int, bool]]]:
-    """`((item_id, category), (time, in_train_split))` of each target click.
+) -> Iterator[tuple[tuple[str, str], ItemClick]]:
+    """`((item_id, category), (time, split))` of each target click.
 
-    The rows of the sampler's table: the split tells which clicks make an item
-    eligible as a train negative.
+    The rows of the item table behind the negative sampler and the candidate
+    statistics: the split tells which clicks make an item eligible as a
+    negative of which split, and which clicks per_user mode counts.
     """
     count = len(user.target)
     for position, (item, t, category) in enumerate(user.target):
-        yield (item, category), (t, split_of(position, count, t, config) == "train")
+        yield (item, category), (t, split_of(position, count, t, config))

@@ -10,9 +10,16 @@ import pytest
 from sitn_tf import features
 from sitn_tf.data import instances as inst
 from sitn_tf.data.config import ConversionConfig
+from sitn_tf.data.item_stats import ItemStats
 from sitn_tf.data.reading import decode_example
 
 CONFIG = ConversionConfig(source="books", target="movies", num_negatives=2)
+# Tests of negatives and histories need no click times: every candidate is unseen.
+NO_STATS = ItemStats([], "global")
+
+
+def _make(user, config, sampler, item_stats=NO_STATS):
+    return inst.make_instances(user, config, sampler, item_stats)
 
 
 def _user(clicks, config=CONFIG, user_id="u1"):
@@ -84,7 +91,7 @@ def test_histories_hold_only_clicks_strictly_before_the_instance():
         ("movies", "m4", 60, "y"),
     ]
     sampler = _sampler({"m1": 1, "m2": 1, "m3": 1, "m4": 1, "n1": 5, "n2": 5, "n3": 5})
-    outcome = inst.make_instances(_user(clicks), CONFIG, sampler)
+    outcome = _make(_user(clicks), CONFIG, sampler)
     positives = {i.item_id: i for i in outcome.instances if i.label == 1}
     assert positives["m1"].source_items == ("b1",)
     assert positives["m1"].target_items == ()
@@ -101,7 +108,7 @@ def test_histories_keep_the_most_recent_max_seq_len():
     config = ConversionConfig(source="books", target="movies", max_seq_len=3)
     clicks = [("books", f"b{i}", i, "") for i in range(10)]
     clicks += [("movies", "m0", 5, ""), ("movies", "m1", 100, "")]
-    outcome = inst.make_instances(_user(clicks, config), config, _sampler({"z": 1}))
+    outcome = _make(_user(clicks, config), config, _sampler({"z": 1}))
     positives = [i for i in outcome.instances if i.label == 1]
     assert positives[0].source_items == ("b2", "b3", "b4")
     assert positives[1].source_items == ("b7", "b8", "b9")
@@ -112,7 +119,7 @@ def test_negatives_are_unclicked_distinct_and_share_the_positive_context():
     clicks += [("movies", f"m{i}", 10 + i, "") for i in range(6)]
     counts = {f"m{i}": 50 for i in range(6)} | {f"n{i}": 1 + i for i in range(8)}
     config = ConversionConfig(source="books", target="movies", num_negatives=4)
-    outcome = inst.make_instances(_user(clicks, config), config, _sampler(counts))
+    outcome = _make(_user(clicks, config), config, _sampler(counts))
     assert outcome.negatives_short == 0
     assert len(outcome.instances) == 6 * 5
     for start in range(0, len(outcome.instances), 5):
@@ -169,9 +176,7 @@ def test_make_instances_draws_no_future_items():
     counts = {f"n{i}": 10 for i in range(6)} | {"m0": 1, "m1": 1, "m2": 1}
     first = {f"n{i}": 50 * i for i in range(6)}  # n0 at 0 ... n5 at 250
     config = ConversionConfig(source="books", target="movies", num_negatives=3)
-    outcome = inst.make_instances(
-        _user(clicks, config), config, _sampler(counts, first_click=first)
-    )
+    outcome = _make(_user(clicks, config), config, _sampler(counts, first_click=first))
     for instance in outcome.instances:
         if instance.label == 0:
             assert first[instance.item_id] < instance.event_timestamp
@@ -241,7 +246,7 @@ def test_make_instances_gives_train_negatives_only_train_clicked_items():
     # Odd items only ever clicked in eval/test; even ones enter train 30 later.
     first_train = {item: (None if int(item[1]) % 2 else t + 30) for item, t in first.items()}
     config = ConversionConfig(source="books", target="movies", num_negatives=3)
-    outcome = inst.make_instances(
+    outcome = _make(
         _user(clicks, config), config, _sampler(counts, "popularity", first, first_train)
     )
     by_split = collections.defaultdict(set)
@@ -275,16 +280,50 @@ def test_make_instances_gives_train_negatives_only_train_clicked_items():
     assert short["train"] > 0 and short["test"] == 0
 
 
-def test_iter_target_items_marks_train_split_clicks():
+def test_iter_target_items_marks_the_split_of_each_click():
     clicks = [("books", f"b{i}", i, "") for i in range(5)]
     clicks += [("movies", f"m{i}", 10 * i, f"c{i}") for i in range(4)]
     rows = list(inst.iter_target_items(_user(clicks), CONFIG))
     assert rows == [
-        (("m0", "c0"), (0, True)),
-        (("m1", "c1"), (10, True)),
-        (("m2", "c2"), (20, False)),  # eval
-        (("m3", "c3"), (30, False)),  # test
+        (("m0", "c0"), (0, "train")),
+        (("m1", "c1"), (10, "train")),
+        (("m2", "c2"), (20, "eval")),
+        (("m3", "c3"), (30, "test")),
     ]
+
+
+@pytest.mark.parametrize(
+    "time_order, expected",
+    [
+        ("global", [("a", "", 3, 20, 30), ("b", "", 1, 5, None)]),
+        ("per_user", [("a", "", 3, 0, 0), ("b", "", 1, 1, None)]),
+    ],
+)
+def test_sampler_rows_per_time_order(time_order, expected):
+    clicks = [(("a", ""), ((20, "eval"), (30, "train"), (40, "test"))), (("b", ""), ((5, "eval"),))]
+    assert inst.sampler_rows(clicks, time_order) == expected
+
+
+def test_per_user_negatives_come_from_earlier_splits():
+    config = ConversionConfig(
+        source="books", target="movies", num_negatives=5, time_order="per_user"
+    )
+    clicks = [("books", f"b{i}", i, "") for i in range(5)]
+    clicks += [("movies", f"m{i}", i, "") for i in range(4)]  # m0, m1 train; m2 eval; m3 test
+    # Whatever their times: only the split of a click counts.
+    table = [
+        (("tr", ""), ((900, "train"), (5, "test"))),
+        (("ev", ""), ((-7, "eval"),)),
+        (("te", ""), ((-9, "test"),)),
+        (("m0", ""), ((0, "train"),)),
+    ]
+    sampler = inst.NegativeSampler(inst.sampler_rows(table, "per_user"), "popularity")
+    outcome = _make(_user(clicks, config), config, sampler)
+    negatives = collections.defaultdict(set)
+    for instance in outcome.instances:
+        if instance.label == 0:
+            negatives[instance.split].add(instance.item_id)
+    assert negatives == {"train": {"tr"}, "eval": {"tr"}, "test": {"tr", "ev"}}
 
 
 def test_sampler_rejects_bad_tables():
@@ -300,7 +339,7 @@ def test_leave_last_out_splits_follow_time():
     clicks = [("books", f"b{i}", i, "") for i in range(5)]
     clicks += [("movies", f"m{i}", 100 - i, "") for i in range(5)]  # m4 oldest
     config = ConversionConfig(source="books", target="movies", num_negatives=0)
-    outcome = inst.make_instances(_user(clicks, config), config, _sampler({"z": 1}))
+    outcome = _make(_user(clicks, config), config, _sampler({"z": 1}))
     by_split = {i.item_id: i.split for i in outcome.instances}
     assert by_split == {"m4": "train", "m3": "train", "m2": "train", "m1": "eval", "m0": "test"}
 
@@ -315,7 +354,7 @@ def test_time_split_uses_global_cutoffs():
         ("movies", "mid", 50, ""),
         ("movies", "late", 80, ""),
     ]
-    outcome = inst.make_instances(_user(clicks, config), config, _sampler({"z": 1}))
+    outcome = _make(_user(clicks, config), config, _sampler({"z": 1}))
     assert {i.item_id: i.split for i in outcome.instances} == {
         "early": "train",
         "mid": "eval",
@@ -330,7 +369,7 @@ def test_same_seed_same_negatives_other_seed_other_negatives():
 
     def negatives(seed):
         config = ConversionConfig(source="books", target="movies", seed=seed)
-        out = inst.make_instances(_user(clicks, config), config, _sampler(counts))
+        out = _make(_user(clicks, config), config, _sampler(counts))
         return [i.item_id for i in out.instances if i.label == 0]
 
     assert negatives(1) == negatives(1)
@@ -359,6 +398,9 @@ def test_to_example_round_trip_and_determinism():
         label=1,
         event_timestamp=1_399_939_200,
         order=0,
+        candidate_prior_clicks=7,
+        candidate_seen=1,
+        candidate_age=86_400,
     )
     data = instance.to_example()
     assert data == instance.to_example()
@@ -372,4 +414,7 @@ def test_to_example_round_trip_and_determinism():
         features.TARGET_CATEGORIES: [],
         features.LABEL: 1,
         features.EVENT_TIMESTAMP: 1_399_939_200,
+        features.CANDIDATE_PRIOR_CLICKS: 7,
+        features.CANDIDATE_SEEN: 1,
+        features.CANDIDATE_AGE: 86_400,
     }

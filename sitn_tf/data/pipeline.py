@@ -5,9 +5,10 @@ Graph (every step is distributed; only the target item table is gathered):
   input files -> ParseFiles (numbered lines -> clicks | metadata | rejects)
     -> [CoGroupByKey (domain, item) with metadata: attach categories]
     -> GroupByKey user -> order, deduplicate, filter users
-    -> kept users -> target item popularity, first click, first train-split
-       click -> NegativeSampler (side input)
-    -> MakeInstances (histories strictly before t, seeded negatives, split)
+    -> kept users -> each target item's click times and splits
+       -> NegativeSampler + ItemStats (side input)
+    -> MakeInstances (histories strictly before t, seeded negatives, split,
+       candidate statistics)
     -> GroupByKey (split, shard) -> sort by time -> one gzip TFRecord per shard
 
 Counts that end up in `stats.json` flow through the pipeline as data
@@ -23,6 +24,7 @@ looks complete.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -39,6 +41,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 from sitn_tf.data import instances as inst
 from sitn_tf.data import readers, tfrecord
 from sitn_tf.data.config import ConversionConfig
+from sitn_tf.data.item_stats import ItemClick, ItemStats
 from sitn_tf.files import dumps_json
 
 COUNTER_NAMESPACE = "sitn_tf.data"
@@ -205,52 +208,52 @@ class _FilterUsers(_TallyingDoFn):
         yield user
 
 
-def _earliest(a: int | None, b: int | None) -> int | None:
-    if a is None:
-        return b
-    return a if b is None else min(a, b)
+class _ItemClicks(beam.CombineFn):
+    """Per target item: its clicks `(time, split)`, sorted.
 
-
-class _CountAndFirstClick(beam.CombineFn):
-    """Per target item: (clicks, first click time, first train-split click time).
-
-    Inputs are `(time, in_train_split)` of the item's clicks; the train time is
-    None when no click is in the train split. Min and sum commute, so the
-    result is the same however the runner splits and merges.
+    The item table behind both the negative sampler (click counts, first
+    click, first train-split click) and the candidate statistics (click times
+    and splits). Concatenation then sorting gives the same result however the
+    runner splits and merges.
     """
 
-    def create_accumulator(self):
-        return 0, None, None
+    def create_accumulator(self) -> list[ItemClick]:
+        return []
 
-    def add_input(self, accumulator, click):
-        count, first, first_train = accumulator
-        t, in_train = click
-        return (
-            count + 1,
-            _earliest(first, t),
-            _earliest(first_train, t) if in_train else first_train,
-        )
-
-    def merge_accumulators(self, accumulators):
-        count, first, first_train = 0, None, None
-        for c, f, ft in accumulators:
-            count += c
-            first = _earliest(first, f)
-            first_train = _earliest(first_train, ft)
-        return count, first, first_train
-
-    def extract_output(self, accumulator):
+    def add_input(self, accumulator: list[ItemClick], click: ItemClick) -> list[ItemClick]:
+        accumulator.append(tuple(click))
         return accumulator
 
+    def merge_accumulators(self, accumulators: Iterable[list[ItemClick]]) -> list[ItemClick]:
+        merged: list[ItemClick] = []
+        for accumulator in accumulators:
+            merged.extend(accumulator)
+        return merged
 
-def _build_sampler(
-    rows: Iterable[tuple[tuple[str, str], tuple[int, int, int | None]]], mode: str
-) -> inst.NegativeSampler | None:
-    table = [
-        (item, category, count, first, first_train)
-        for (item, category), (count, first, first_train) in rows
-    ]
-    return inst.NegativeSampler(table, mode) if table else None
+    def extract_output(self, accumulator: list[ItemClick]) -> tuple[ItemClick, ...]:
+        return tuple(sorted(accumulator))
+
+
+@dataclasses.dataclass(frozen=True)
+class ItemTable:
+    """The side input of `_MakeInstances`: negatives and candidate statistics."""
+
+    sampler: inst.NegativeSampler
+    stats: ItemStats
+
+
+def _build_item_table(
+    rows: Iterable[tuple[tuple[str, str], Sequence[ItemClick]]], config: ConversionConfig
+) -> ItemTable | None:
+    rows = list(rows)
+    if not rows:
+        return None  # no kept user: no instance will ask for it
+    return ItemTable(
+        sampler=inst.NegativeSampler(
+            inst.sampler_rows(rows, config.time_order), config.negative_sampling
+        ),
+        stats=ItemStats(((item, clicks) for (item, _), clicks in rows), config.time_order),
+    )
 
 
 class _MakeInstances(_TallyingDoFn):
@@ -266,9 +269,9 @@ class _MakeInstances(_TallyingDoFn):
     def __init__(self, config: ConversionConfig) -> None:
         self._config = config
 
-    def process(self, user: inst.UserClicks, sampler: inst.NegativeSampler) -> Iterator[Any]:
+    def process(self, user: inst.UserClicks, table: ItemTable) -> Iterator[Any]:
         config = self._config
-        outcome = inst.make_instances(user, config, sampler)
+        outcome = inst.make_instances(user, config, table.sampler, table.stats)
         user_hash = inst.stable_hash(user.user_id)
         shard = user_hash % config.num_shards
         tally = self._tally
@@ -416,17 +419,17 @@ def build_pipeline(
     kept = users.kept
 
     target_items = kept | "TargetClicks" >> beam.FlatMap(inst.iter_target_items, config)
-    sampler = (
+    item_table = (
         target_items
-        | "ItemPopularity" >> beam.CombinePerKey(_CountAndFirstClick())
+        | "ItemClicks" >> beam.CombinePerKey(_ItemClicks())
         # The target item table (not the interactions) is gathered in one
-        # place: it is the negative sampler's support.
+        # place: the negative sampler's support and the click times of the
+        # candidate statistics, O(target clicks) (see `item_stats`).
         | "ItemTable" >> beam.combiners.ToList()
-        | "Sampler"
-        >> beam.Map(lambda rows, mode: _build_sampler(rows, mode), config.negative_sampling)
+        | "BuildItemTable" >> beam.Map(_build_item_table, config)
     )
     made = kept | "MakeInstances" >> beam.ParDo(
-        _MakeInstances(config), sampler=beam.pvalue.AsSingleton(sampler)
+        _MakeInstances(config), table=beam.pvalue.AsSingleton(item_table)
     ).with_outputs(_TALLY, _ITEMS, main="examples")
     tallies.append(made[_TALLY])
 
