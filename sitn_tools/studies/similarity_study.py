@@ -13,7 +13,7 @@ to come through the item-id sequences):
 3. Stage 2: a ranker initialised with `load_pretrained` is fine-tuned on the
    small labelled set; test AUC overall and on cold users (empty target
    history, where only the source history can help). A from-scratch ranker
-   (`pretrain=False`) gives the reference.
+   (no stage 1) gives the reference.
 
 Results (the run behind `SITNConfig`'s defaults `similarity="cosine"`,
 `temperature=0.3`): 4,000 users, 16 topics, 20 items per topic and domain,
@@ -156,9 +156,8 @@ def main(argv=None) -> None:
             num_source_items=data.num_source_items, num_target_items=data.num_target_items
         )
         start = time.time()
-        auc, cold = finetune(
-            SITNConfig(**common, **base, pretrain=False), data, None, args.epochs, seed
-        )
+        # No pretrainer: the ranker from scratch (the paper's "w/o L_i2c & L_i2i").
+        auc, cold = finetune(SITNConfig(**common, **base), data, None, args.epochs, seed)
         rows.setdefault(("scratch", "-"), []).append((float("nan"), auc, cold))
         print(
             f"seed {seed} scratch: auc={auc:.4f} cold={cold:.4f} ({time.time() - start:.0f}s)",
