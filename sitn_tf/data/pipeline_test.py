@@ -473,6 +473,26 @@ def test_rejected_lines_are_counted_and_logged_with_file_and_line(tmp_path):
     assert rows["lines"] == sum(rows["dropped"].values()) + rows["used"]
 
 
+def test_timestamps_beyond_int64_or_negative_are_rejected_per_line(tmp_path):
+    # A target-domain timestamp beyond int64 used to crash the writer
+    # (`ValueError: Value out of range` in `to_example`); -5 passed silently.
+    interactions, items = _write_tsv(str(tmp_path))
+    with open(interactions, "a") as f:
+        f.write(f"{ROWS[0][0]}\tZ000000001\t{TARGET}\t99999999999999999999\t5\n")
+        f.write(f"{ROWS[0][0]}\t0000000009\t{SOURCE}\t-5\t5\n")
+    lines = len(open(interactions).read().splitlines())
+    out = str(tmp_path / "out")
+    stats = convert_interactions(interactions, out, CONFIG, items=items)
+    assert stats["status"] == "ok"
+    assert stats["rows"]["interactions"]["rejected_by_reason"] == {"bad_timestamp": 2}
+    logged = [json.loads(line) for line in open(os.path.join(out, "rejects", "rejects.jsonl"))]
+    assert [(r["file"], r["line"], r["reason"]) for r in logged] == [
+        (interactions, lines - 1, "bad_timestamp"),
+        (interactions, lines, "bad_timestamp"),
+    ]
+    assert "99999999999999999999" in logged[0]["text"] and "outside" in logged[0]["detail"]
+
+
 def test_too_many_rejects_fail_the_run_without_publishing(tmp_path):
     interactions, items, _ = _write_with_bad_lines(str(tmp_path))
     out = str(tmp_path / "out")

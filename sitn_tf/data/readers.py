@@ -3,7 +3,8 @@
 Every input line becomes either a record or a `Reject` carrying a reason from
 `REJECT_REASONS`. Parsers never guess: an ASIN stays the exact string in the
 file (leading zeros included), a timestamp must be an integer number of
-seconds, a rating a finite number.
+seconds (or a position) in `[MIN_TIMESTAMP, MAX_TIMESTAMP]` = `[0, 2**63 - 1]`,
+the range of the int64 `event_timestamp` feature, a rating a finite number.
 
 Record layouts (plain tuples: they cross Beam shuffles, where tuples of
 primitives encode fastest):
@@ -241,7 +242,21 @@ def reject_text(raw: bytes) -> str:
     return raw[:_MAX_REJECT_TEXT].decode("utf-8", errors="replace").rstrip("\r\n")
 
 
+# The valid range of a timestamp: it is written as int64 (`event_timestamp`),
+# and clicks before 1970 (or before position 0) are input errors, not data.
+MIN_TIMESTAMP = 0
+MAX_TIMESTAMP = 2**63 - 1
+
+
 def _timestamp(value: Any) -> int:
+    """An int timestamp in `[MIN_TIMESTAMP, MAX_TIMESTAMP]`, or a `bad_timestamp` reject."""
+    number = _integral(value)
+    if not MIN_TIMESTAMP <= number <= MAX_TIMESTAMP:
+        raise Reject("bad_timestamp", f"{value!r} outside [{MIN_TIMESTAMP}, {MAX_TIMESTAMP}]")
+    return number
+
+
+def _integral(value: Any) -> int:
     if isinstance(value, bool):
         raise Reject("bad_timestamp", repr(value))
     if isinstance(value, int):

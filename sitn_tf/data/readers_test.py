@@ -37,6 +37,12 @@ def test_interaction_row_keeps_ids_as_strings():
     assert row == ("A1", "books", "0001234567", 1399939200, 4.0)
 
 
+def test_timestamps_at_the_ends_of_the_valid_range_are_kept():
+    for value in (readers.MIN_TIMESTAMP, readers.MAX_TIMESTAMP):
+        row = readers.parse_interaction_row(f"A1\tX\tbooks\t{value}\t5", TSV)
+        assert row[3] == value
+
+
 def test_interaction_row_accepts_integral_float_timestamp():
     row = readers.parse_interaction_row("A1\tX\tbooks\t1399939200.0\t5.0", TSV)
     assert row[3] == 1399939200 and isinstance(row[3], int)
@@ -47,6 +53,11 @@ def test_interaction_row_accepts_integral_float_timestamp():
     [
         ("A1\tX\tbooks\tabc\t4", "bad_timestamp"),
         ("A1\tX\tbooks\t1.5\t4", "bad_timestamp"),
+        ("A1\tX\tbooks\t99999999999999999999\t4", "bad_timestamp"),
+        ("A1\tX\tbooks\t9223372036854775808\t4", "bad_timestamp"),
+        ("A1\tX\tbooks\t-5\t4", "bad_timestamp"),
+        ("A1\tX\tbooks\t-1.0\t4", "bad_timestamp"),
+        ("A1\tX\tbooks\t1e30\t4", "bad_timestamp"),
         ("A1\tX\tbooks\t100\tfive", "bad_rating"),
         ("A1\tX\tbooks\t100\tnan", "bad_rating"),
         ("A1\tX\tbooks\t100", "wrong_column_count"),
