@@ -48,3 +48,7 @@ MODEL_ID_FEATURES = (
 # unpadded target history length and its bucket, for cold-start eval slices.
 TARGET_HISTORY_LENGTH = "target_history_length"
 TARGET_HISTORY_BUCKET = "target_history_bucket"
+# The values of TARGET_HISTORY_BUCKET: (shortest, longest or None, name) of
+# each target-history length bucket; the Evaluator's slices and the
+# experiment reports' AUC by history length use the same buckets.
+HISTORY_BUCKETS = ((0, 0, "0"), (1, 2, "1-2"), (3, 5, "3-5"), (6, None, "6+"))

@@ -36,7 +36,7 @@ TARGET_ITEM_VOCAB = "target_items"
 SOURCE_ITEM_VOCAB = "source_items"
 CATEGORY_VOCAB = "categories"
 
-HISTORY_BUCKETS = ((0, 0, "0"), (1, 2, "1-2"), (3, 5, "3-5"), (6, None, "6+"))
+HISTORY_BUCKETS = F.HISTORY_BUCKETS
 
 
 def transform_config(custom_config: dict[str, Any] | TransformConfig | None) -> TransformConfig:

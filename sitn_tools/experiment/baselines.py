@@ -62,7 +62,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -73,7 +72,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from sitn_tf import metrics
+from sitn_tf import features, files, metrics
 
 #: Baseline names (the keys of `results.json["baselines"]`), in table order, with labels.
 BASELINES: dict[str, str] = {
@@ -87,13 +86,8 @@ BASELINES: dict[str, str] = {
 FEATURES: tuple[str, ...] = ("novelty", "popularity", "cocl_target", "cocl_source")
 #: Baselines whose output is a click probability (the only ones with a logloss).
 PROBABILITY_BASELINES = frozenset({"blend"})
-#: Target-history-length buckets: (name, smallest length, largest length or None).
-HISTORY_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
-    ("0", 0, 0),
-    ("1-2", 1, 2),
-    ("3-5", 3, 5),
-    ("6+", 6, None),
-)
+#: Target-history-length buckets, the Evaluator's slices: (smallest, largest or None, name).
+HISTORY_BUCKETS = features.HISTORY_BUCKETS
 #: The blend's inverse regularisation strength (fixed: nothing is tuned).
 BLEND_C = 1.0
 SPLITS = ("train", "eval", "test")
@@ -272,10 +266,10 @@ def dataset_from_rows(
 
 
 def split_files(data: str, split: str) -> list[str]:
-    """The converter's files of one split, sorted (the order every reader uses)."""
-    import tensorflow as tf
+    """The converter's files of one split, sorted (`sitn_tf.data.reading.split_files`)."""
+    from sitn_tf.data import reading
 
-    files = sorted(tf.io.gfile.glob(os.path.join(data, split, "*")))
+    files = reading.split_files(data, split)
     if not files:
         raise FileNotFoundError(f"{data}: no {split}/ examples")
     return files
@@ -394,11 +388,6 @@ def known_candidates(rows: Rows, stats: TrainStatistics) -> np.ndarray:
     return stats.target_clickers[rows.items] > 0
 
 
-def known_item_names(dataset: Dataset, stats: TrainStatistics) -> set[bytes]:
-    """The train split's target items (the Transform's target vocabulary), as tokens."""
-    return set(dataset.target_items.names()[stats.target_clickers > 0].tolist())
-
-
 # --------------------------------------------------------------------------- scores
 
 
@@ -515,7 +504,7 @@ def score(
 
 def history_buckets(lengths: np.ndarray) -> np.ndarray:
     """int64 `[n]`: the index in `HISTORY_BUCKETS` of each history length."""
-    starts = np.array([low for _, low, _ in HISTORY_BUCKETS[1:]])
+    starts = np.array([low for low, _, _ in HISTORY_BUCKETS[1:]])
     return np.searchsorted(starts, np.asarray(lengths), side="right")
 
 
@@ -565,7 +554,7 @@ def row_metrics(
     out["known_examples"] = int(known.sum())
     bucket = history_buckets(history_lengths)
     by_length = {}
-    for index, (name, _, _) in enumerate(HISTORY_BUCKETS):
+    for index, (_, _, name) in enumerate(HISTORY_BUCKETS):
         mask = bucket == index
         by_length[name] = {
             "auc": _none_for_nan(metrics.auc(labels[mask], scores[mask])),
@@ -683,9 +672,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "baselines": baselines,
     }
     output = args.output or os.path.join(args.data, "baselines.json")
-    with open(output, "w") as f:
-        json.dump(payload, f, indent=2)
-        f.write("\n")
+    files.write_json(output, payload)
     print(report.simple_baseline_table(baselines))
     rows = ", ".join(f"{k} {v:,}" for k, v in payload["rows"].items())
     print(f"rows: {rows}; {seconds:.1f} s ({read_seconds:.1f} s reading); wrote {output}")

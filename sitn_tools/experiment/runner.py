@@ -352,30 +352,6 @@ def cluster_analysis(
 # --------------------------------------------------------------------------- report
 
 
-def complete_metrics(
-    record: dict[str, Any], run_dir: str, test_rows: baselines_lib.RowSlices
-) -> bool:
-    """Adds the known-candidate and history-length metrics to a run recorded without them.
-
-    Recomputed from the run's stored test predictions (`test_predictions.npz`,
-    checked to be the test rows in order), so a resumed experiment needs no
-    retraining. Returns whether `record` changed.
-    """
-    if {"known_auc", "by_history_length"} <= set(record.get("metrics", {})):
-        return False
-    path = os.path.join(run_dir, "test_predictions.npz")
-    if not os.path.exists(path):
-        return False
-    # The run's own file; its user ids are an object array, which needs pickle.
-    with np.load(path, allow_pickle=True) as stored:
-        labels, scores, users = stored["labels"], stored["probabilities"], stored["users"]
-    test_rows.check(labels)
-    record["metrics"] = baselines_lib.row_metrics(
-        labels, scores, users, test_rows.known, test_rows.history_lengths
-    )
-    return True
-
-
 def _report_group(variant: config_lib.Variant) -> str:
     """The report's grouping: Table 2 holds "Baseline" and "Ours"; ablations their table."""
     if variant.name == "sitn":
@@ -486,8 +462,6 @@ def run(
         if os.path.exists(result_path):
             record = read_json(result_path)
             if record.get("config") == config_lib.trainer_config(config, variant, seed):
-                if complete_metrics(record, run_dir, test_rows):
-                    write_json(result_path, record)
                 records.append(record)
                 _say(f"[{index}/{len(todo)}] {variant.name} seed {seed}: done before, reused")
                 continue
