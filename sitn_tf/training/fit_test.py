@@ -34,14 +34,18 @@ def test_epochs_for_splits_the_step_budget(steps, num_epochs, expected):
 
 def test_fit_ranker_returns_the_best_epoch_and_keeps_its_weights():
     config = tiny_config(num_target_items=40)
-    settings = TrainingConfig(num_epochs=5, early_stopping_patience=5, learning_rate=3e-2, seed=3)
+    settings = TrainingConfig(num_epochs=5, early_stopping_patience=5, learning_rate=3e-3, seed=3)
     train = _labelled(config, 512, seed=1).repeat().batch(64)
-    eval_ = _labelled(config, 256, seed=2).batch(256)
+    # Eval rewards the opposite rule, so eval AUC falls as training goes on:
+    # the best epoch is an early one, and keeping the last epoch's weights
+    # (no restore) would show in the evaluation below.
+    eval_ = _labelled(config, 256, seed=2).map(lambda x, y: (x, 1.0 - y)).batch(256)
     result = training.fit_ranker(config, settings, train, eval_, steps=50, eval_steps=1, verbose=0)
     val_auc = result.history["val_auc"]
     assert result.epochs_run == len(val_auc) == 5 and result.steps_per_epoch == 10
     assert result.steps == 50
     assert result.best_epoch == int(np.argmax(val_auc)) + 1
+    assert result.best_epoch < result.epochs_run and max(val_auc) > val_auc[-1]
     assert {"loss", "auc", "logloss", "val_loss", "val_auc", "val_logloss"} <= set(result.history)
     # The returned model holds the best epoch's weights (early stopping restores them).
     scores = result.model.evaluate(eval_, verbose=0, return_dict=True)
