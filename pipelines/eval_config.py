@@ -21,7 +21,7 @@ METRICS = (
 
 
 def eval_config(min_auc: float = 0.5, max_auc_drop: float = 0.01) -> config_pb2.EvalConfig:
-    """AUC, logloss, calibration, count and mean label, overall and by target-history bucket.
+    """AUC, logloss, calibration, count and mean label: overall, by target-history bucket and by known/unknown candidate.
 
     Blessing: AUC must exceed `min_auc` (absolute), and must not fall more than
     `max_auc_drop` below the last blessed model's AUC (the baseline the
@@ -53,6 +53,9 @@ def eval_config(min_auc: float = 0.5, max_auc_drop: float = 0.01) -> config_pb2.
         slicing_specs=[
             config_pb2.SlicingSpec(),
             config_pb2.SlicingSpec(feature_keys=[F.TARGET_HISTORY_BUCKET]),
+            # Sampled negatives are always known items, so "unknown" alone
+            # predicts a click: the "known" slice is the one to compare on.
+            config_pb2.SlicingSpec(feature_keys=[F.CANDIDATE_KNOWN]),
         ],
         metrics_specs=[config_pb2.MetricsSpec(metrics=metrics)],
     )

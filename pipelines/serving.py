@@ -16,7 +16,11 @@ vocabularies):
   Evaluator (TFMA) for slicing on `target_history_bucket`.
 
 `user_id` and `item_category` may be omitted from a `tf.Example` (they
-default to `""`); `event_timestamp` is not read.
+default to `""`); `event_timestamp` is not read. The candidate statistics
+(`candidate_prior_clicks`, `candidate_age`) are optional in a `tf.Example`:
+a missing one means "unknown" to a model trained with
+`SITNConfig.item_statistics` (`sitn_tf.layers.CandidateStatistics`).
+`serving_raw` takes no statistics, so it always scores with them unknown.
 """
 
 from __future__ import annotations
@@ -75,7 +79,7 @@ class ServingModule(tf.Module):
 
     def _predict(self, raw: dict) -> dict:
         transformed = self.tft_layer(raw)
-        inputs = {name: transformed[name] for name in F.MODEL_ID_FEATURES}
+        inputs = {name: transformed[name] for name in F.MODEL_INPUT_FEATURES}
         probability = tf.reshape(self.model(inputs, training=False), [-1])
         return {PROBABILITY: tf.cast(probability, tf.float32)}
 
@@ -115,6 +119,12 @@ class ServingModule(tf.Module):
             F.TARGET_ITEM_IDS: _dense_to_sparse(target_item_ids, target_present),
             F.TARGET_CATEGORIES: _dense_to_sparse(target_categories, target_present),
         }
+        for name in F.CANDIDATE_STAT_FEATURES:
+            # No value for any row: the Transform maps it to bucket 0, unknown.
+            raw[name] = _dense_to_sparse(
+                tf.zeros_like(target_item_ids[:, :0], tf.int64),
+                tf.zeros_like(target_item_ids[:, :0], tf.bool),
+            )
         return self._predict(raw)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])

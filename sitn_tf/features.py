@@ -44,6 +44,17 @@ MODEL_ID_FEATURES = (
     TARGET_CATEGORIES,
 )
 
+# Model inputs made by the Transform from the candidate statistics above:
+# bucket ids, 0 = unknown (the feature is missing, or -1), 1 = "never clicked
+# before" (`candidate_prior_clicks` = 0, `candidate_age` = 0), then one bucket
+# per power of two (`sitn_tf.preprocessing.log2_bucket`).
+CANDIDATE_CLICKS_BUCKET = "candidate_clicks_bucket"
+CANDIDATE_AGE_BUCKET = "candidate_age_bucket"
+MODEL_STAT_FEATURES = (CANDIDATE_CLICKS_BUCKET, CANDIDATE_AGE_BUCKET)
+# Every model input the Transform writes; a model reads the statistics only
+# when `SITNConfig.item_statistics` is on.
+MODEL_INPUT_FEATURES = MODEL_ID_FEATURES + MODEL_STAT_FEATURES
+
 # Transformed-only outputs of the pipeline's Transform (not model inputs): the
 # unpadded target history length and its bucket, for cold-start eval slices.
 TARGET_HISTORY_LENGTH = "target_history_length"
@@ -52,3 +63,9 @@ TARGET_HISTORY_BUCKET = "target_history_bucket"
 # each target-history length bucket; the Evaluator's slices and the
 # experiment reports' AUC by history length use the same buckets.
 HISTORY_BUCKETS = ((0, 0, "0"), (1, 2, "1-2"), (3, 5, "3-5"), (6, None, "6+"))
+# "known" when the candidate `item_id` is in the Transform's target-item
+# vocabulary (built from the train split), else "unknown": the Evaluator's
+# known/unknown-candidate slice. Sampled negatives are always known, so
+# compare models on the "known" slice first.
+CANDIDATE_KNOWN = "candidate_known"
+KNOWN, UNKNOWN = "known", "unknown"

@@ -19,6 +19,12 @@ input sizes are therefore `vocabulary_size + num_oov_buckets + 1`
 (`vocab_sizes` below). Sequences keep their most recent `max_seq_len` entries
 (the converter writes them oldest first) and are right-padded with 0 to a fixed
 `(batch, max_seq_len)` shape.
+
+The candidate statistics (`candidate_prior_clicks`, `candidate_age`, written by
+the converter from clicks before the instance) become bucket ids with fixed
+power-of-two boundaries (`log2_bucket`): no analyzer, so a count means the
+same bucket in every run and at serving time, where the statistics are
+optional (a missing value is bucket 0, "unknown").
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import tensorflow_transform as tft
 
 from sitn_tf import features as F
 from sitn_tf.config import TransformConfig
+from sitn_tf.defaults import AGE_BUCKETS, CLICK_COUNT_BUCKETS
 
 USER_VOCAB = "user_id"
 TARGET_ITEM_VOCAB = "target_items"
@@ -75,6 +82,24 @@ def _pad(ids: tf.RaggedTensor, max_seq_len: int) -> tf.Tensor:
     return ids.to_tensor(default_value=0, shape=[None, max_seq_len])
 
 
+def log2_bucket(value: tf.Tensor, num_buckets: int) -> tf.Tensor:
+    """Bucket ids of non-negative counts or ages, `(batch,)` int64 -> `(batch,)` int64.
+
+    0: unknown (a negative value: missing, or the converter's -1); 1: the
+    value 0 ("never clicked before"); `2 + floor(log2(value))` for
+    `value >= 1`, capped at `num_buckets - 1`. Integer comparisons against
+    `2, 4, ..., 2**(num_buckets - 3)`, so exact powers of two never land in
+    the bucket below through a rounded logarithm.
+    """
+    if num_buckets < 3:
+        raise ValueError(f"`num_buckets` must be >= 3, got {num_buckets}")
+    value = tf.cast(value, tf.int64)
+    powers = tf.constant([2**k for k in range(1, num_buckets - 2)], tf.int64)
+    above = tf.reduce_sum(tf.cast(value[:, None] >= powers[None, :], tf.int64), axis=1)
+    zero, one = tf.zeros_like(value), tf.ones_like(value)
+    return tf.where(value < 0, zero, tf.where(value == 0, one, 2 + above))
+
+
 def history_bucket(length: tf.Tensor) -> tf.Tensor:
     """Map history lengths `(batch,)` to the bucket labels of HISTORY_BUCKETS."""
     bucket = tf.fill(tf.shape(length), HISTORY_BUCKETS[-1][2])
@@ -91,7 +116,10 @@ def preprocessing_fn(
     Returns `(batch,)` int64 `user_id`, `item_id`, `item_category`;
     `(batch, max_seq_len)` int64 `source_item_ids`, `source_categories`,
     `target_item_ids`, `target_categories`; `(batch,)` int64 `label` (when
-    present), `target_history_length` and string `target_history_bucket`.
+    present), `target_history_length` and string `target_history_bucket`;
+    `(batch,)` int64 `candidate_clicks_bucket` and `candidate_age_bucket`
+    (`log2_bucket`), and string `candidate_known` ("known" when the candidate
+    is in the target-item vocabulary).
     """
     config = transform_config(custom_config)
     max_len = config.max_seq_len
@@ -144,6 +172,18 @@ def preprocessing_fn(
     outputs[F.TARGET_CATEGORIES] = _pad(
         _ids(target_categories[:, -max_len:], category_vocab, oov), max_len
     )
+    known = tft.apply_vocabulary(item, target_vocab, default_value=-1) >= 0
+    outputs[F.CANDIDATE_KNOWN] = tf.where(known, F.KNOWN, F.UNKNOWN)
+    for raw_name, name, num_buckets in (
+        (F.CANDIDATE_PRIOR_CLICKS, F.CANDIDATE_CLICKS_BUCKET, CLICK_COUNT_BUCKETS),
+        (F.CANDIDATE_AGE, F.CANDIDATE_AGE_BUCKET, AGE_BUCKETS),
+    ):
+        # Optional at serving time: absent or empty means unknown (-1).
+        if raw_name in inputs:
+            value = _scalar(inputs[raw_name], tf.constant(-1, tf.int64))
+        else:
+            value = tf.fill(tf.shape(item), tf.constant(-1, tf.int64))
+        outputs[name] = log2_bucket(value, num_buckets)
     length = tf.cast(target_items.row_lengths(), tf.int64)
     outputs[F.TARGET_HISTORY_LENGTH] = length
     outputs[F.TARGET_HISTORY_BUCKET] = history_bucket(length)

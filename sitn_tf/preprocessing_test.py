@@ -145,3 +145,46 @@ def test_bad_config_names_the_key(key, value):
 def test_history_bucket_edges():
     got = P.history_bucket(tf.constant([0, 1, 2, 3, 5, 6, 100], tf.int64)).numpy().tolist()
     assert got == [b"0", b"1-2", b"1-2", b"3-5", b"3-5", b"6+", b"6+"]
+
+
+def test_log2_bucket_by_hand():
+    values = [-5, -1, 0, 1, 2, 3, 4, 7, 8, 1023, 1024, 10**12]
+    # 0 unknown, 1 zero, then 2 + floor(log2 v), capped at num_buckets - 1 = 11.
+    expected = [0, 0, 1, 2, 3, 3, 4, 4, 5, 11, 11, 11]
+    got = P.log2_bucket(tf.constant(values, tf.int64), num_buckets=12).numpy().tolist()
+    assert got == expected
+    powers = [2**k for k in range(1, 20)]  # no power of two falls a bucket short
+    got = P.log2_bucket(tf.constant(powers, tf.int64), num_buckets=40).numpy().tolist()
+    assert got == [k + 2 for k in range(1, 20)]
+    with pytest.raises(ValueError, match="`num_buckets` must be >= 3"):
+        P.log2_bucket(tf.constant([1], tf.int64), 2)
+
+
+def test_candidate_statistics_and_known_slice(tmp_path):
+    spec = {
+        **RAW_SPEC,
+        F.CANDIDATE_PRIOR_CLICKS: tf.io.VarLenFeature(tf.int64),
+        F.CANDIDATE_AGE: tf.io.VarLenFeature(tf.int64),
+    }
+    rows = [
+        {**row, F.CANDIDATE_PRIOR_CLICKS: [clicks], F.CANDIDATE_AGE: [age]}
+        for row, clicks, age in zip(TRAIN, [0, 5, 1, 9], [0, 86_400, -1, 3], strict=True)
+    ]
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
+    with tft_beam.Context(temp_dir=os.path.join(tmp_path, "tmp"), force_tf_compat_v1=False):
+        (transformed, _), _ = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
+            lambda inputs: P.preprocessing_fn(inputs, {}), output_record_batches=False
+        )
+    # 5 -> 2 + 2, 1 -> 2, 9 -> 2 + 3; 86,400 s -> 2 + 16; -1 -> unknown.
+    assert [r[F.CANDIDATE_CLICKS_BUCKET] for r in transformed] == [1, 4, 2, 5]
+    assert [r[F.CANDIDATE_AGE_BUCKET] for r in transformed] == [1, 18, 0, 3]
+    # "m9" is the only candidate outside the target vocabulary (a negative).
+    assert [r[F.CANDIDATE_KNOWN] for r in transformed] == [b"known", b"unknown", b"known", b"known"]
+
+
+def test_missing_statistics_are_unknown(tmp_path):
+    # TRAIN has no statistics at all (data converted before they existed, or
+    # a serving request without them): every bucket is 0.
+    transformed, _ = _analyze(tmp_path, TRAIN, {})
+    assert {r[F.CANDIDATE_CLICKS_BUCKET] for r in transformed} == {0}
+    assert {r[F.CANDIDATE_AGE_BUCKET] for r in transformed} == {0}

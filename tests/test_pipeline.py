@@ -235,7 +235,7 @@ def test_pushed_savedmodel_matches_the_trainer_model(local_run, small_data):
 
     spec = serving.serving_feature_spec(tft_output)
     transformed = tft_output.transform_features_layer()(tf.io.parse_example(examples, spec))
-    expected = model({k: transformed[k] for k in F.MODEL_ID_FEATURES}, training=False)
+    expected = model({k: transformed[k] for k in F.MODEL_INPUT_FEATURES}, training=False)
     np.testing.assert_allclose(probability, np.reshape(expected, [-1]), atol=1e-5, rtol=0)
 
     # serving_raw on the first real example equals serving_default on it.

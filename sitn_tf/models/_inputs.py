@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 
 from keras import ops
 
 from sitn_tf import features
+
+logger = logging.getLogger(__name__)
 
 
 def sequence_features(config) -> dict[str, tuple[str, str | None]]:
@@ -74,5 +77,33 @@ def get_ids(inputs: Mapping, names: Sequence[str | None], model: str, max_seq_le
                     f"Feature {name!r} has sequence length {tensor.shape[1]} > "
                     f"max_seq_len={max_seq_len}; truncate it upstream."
                 )
+        out.append(tensor)
+    return out
+
+
+def statistic_ids(inputs: Mapping, candidate, model: str) -> list:
+    """The candidate-statistic bucket ids `(batch,)`, in `features.MODEL_STAT_FEATURES` order.
+
+    A statistic absent from `inputs` is "unknown" (bucket 0) for every row:
+    serving requests may omit them. That is logged once per trace, since a
+    training input that lacks them would silently train without them.
+    """
+    out = []
+    for name in features.MODEL_STAT_FEATURES:
+        if name not in inputs:
+            logger.warning("%s: input %r is absent; every row counts it as unknown.", model, name)
+            out.append(ops.zeros_like(candidate))
+            continue
+        tensor = ops.convert_to_tensor(inputs[name])
+        if "int" not in str(tensor.dtype):
+            raise TypeError(
+                f"Feature {name!r} must hold integer bucket ids, got dtype {tensor.dtype}."
+            )
+        if len(tensor.shape) == 2 and tensor.shape[1] == 1:
+            tensor = ops.squeeze(tensor, 1)
+        elif len(tensor.shape) != 1:
+            raise ValueError(
+                f"Feature {name!r} must have shape (batch,) or (batch, 1), got {tensor.shape}."
+            )
         out.append(tensor)
     return out

@@ -31,7 +31,7 @@ def tiny_config(**changes) -> SITNConfig:
 
 
 def random_batch(config: SITNConfig, batch: int = 8, seed: int = 0, empty_target_rows=(1,)):
-    """Padded id matrices (right padding), candidates, and labels."""
+    """Padded id matrices (right padding), candidates, their statistics' buckets, and labels."""
     rng = np.random.default_rng(seed)
 
     def sequence(num_items, min_len):
@@ -55,5 +55,18 @@ def random_batch(config: SITNConfig, batch: int = 8, seed: int = 0, empty_target
         features.ITEM_ID: rng.integers(1, config.num_target_items, size=batch).astype("int64"),
     }
     x[features.ITEM_CATEGORY] = categories(x[features.ITEM_ID])
+    x[features.CANDIDATE_CLICKS_BUCKET] = rng.integers(0, 24, size=batch).astype("int64")
+    x[features.CANDIDATE_AGE_BUCKET] = rng.integers(0, 40, size=batch).astype("int64")
     labels = (rng.random(batch) < 0.5).astype("float32")
     return x, labels
+
+
+def statistics_embedding(model, x) -> np.ndarray | None:
+    """The head's statistics part `s` by hand: table rows of the batch's bucket ids."""
+    if model.statistics is None:
+        return None
+    clicks, ages = (np.asarray(t) for t in model.statistics.tables)
+    return np.concatenate(
+        [clicks[x[features.CANDIDATE_CLICKS_BUCKET]], ages[x[features.CANDIDATE_AGE_BUCKET]]],
+        axis=-1,
+    )

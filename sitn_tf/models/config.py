@@ -100,6 +100,19 @@ class SITNConfig:
         mlp_units: hidden widths of the CTR head (a sigmoid unit follows).
         freeze_encoder_steps: keep the pretrained encoders (and the shared
             target item table) fixed for the first N optimizer steps.
+
+    Candidate statistics (beyond the paper; `SITNRanker` and `DIN`):
+        item_statistics: feed the candidate's prior-click-count and age
+            buckets (`features.MODEL_STAT_FEATURES`) to the head through a
+            `CandidateStatistics` layer. The converter computes them from
+            clicks before the instance only. Sampled negatives are always
+            items clicked before, so without them a model can learn "new
+            item, so a click" only from the untrained out-of-vocabulary id.
+            A missing statistic is "unknown" (bucket 0).
+        statistics_dim: embedding width of each statistic.
+        statistics_unknown_rate: training-time probability of masking a
+            statistic to "unknown", so that the unknown bucket is trained
+            for requests that omit the statistics.
     """
 
     num_source_items: int | None = None
@@ -122,6 +135,9 @@ class SITNConfig:
     attention_normalization: str = "softmax"
     mlp_units: tuple[int, ...] = (128, 64)
     freeze_encoder_steps: int = 0
+    item_statistics: bool = True
+    statistics_dim: int = 8
+    statistics_unknown_rate: float = 0.05
 
     def __post_init__(self):
         for name in ("granularities", "multi_view_units", "attention_units", "mlp_units"):
@@ -150,7 +166,7 @@ class SITNConfig:
             )
         check_int("num_layers", self.num_layers, 0)
         check_int("max_seq_len", self.max_seq_len, 1)
-        for name in ("use_positions", "use_i2i", "use_i2c"):
+        for name in ("use_positions", "use_i2i", "use_i2c", "item_statistics"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"`{name}` must be a bool, got {getattr(self, name)!r}.")
         check_rate("dropout", self.dropout)
@@ -196,6 +212,8 @@ class SITNConfig:
                 f"`similarity` must be one of {SIMILARITIES}, got {self.similarity!r}."
             )
         check_int("freeze_encoder_steps", self.freeze_encoder_steps, 0)
+        check_int("statistics_dim", self.statistics_dim, 1)
+        check_rate("statistics_unknown_rate", self.statistics_unknown_rate)
 
     @property
     def sized(self) -> bool:

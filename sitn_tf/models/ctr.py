@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import keras
 
+from sitn_tf.defaults import AGE_BUCKETS, CLICK_COUNT_BUCKETS
+from sitn_tf.layers import CandidateStatistics
+
 AUC = "auc"
 LOGLOSS = "logloss"
 
@@ -18,6 +21,22 @@ LOGLOSS = "logloss"
 def ctr_metrics() -> list[keras.metrics.Metric]:
     """Fresh AUC and logloss metrics, named as the training API and the reports read them."""
     return [keras.metrics.AUC(name=AUC), keras.metrics.BinaryCrossentropy(name=LOGLOSS)]
+
+
+def candidate_statistics(config) -> CandidateStatistics | None:
+    """The head's `CandidateStatistics` layer, or None when `config.item_statistics` is off.
+
+    Its tables match the Transform's buckets (`features.MODEL_STAT_FEATURES`:
+    click count, then age).
+    """
+    if not config.item_statistics:
+        return None
+    return CandidateStatistics(
+        (CLICK_COUNT_BUCKETS, AGE_BUCKETS),
+        config.statistics_dim,
+        unknown_rate=config.statistics_unknown_rate,
+        name="candidate_statistics",
+    )
 
 
 class CTRModel(keras.Model):

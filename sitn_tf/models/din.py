@@ -13,7 +13,7 @@ from sitn_tf import ops as sitn_ops
 from sitn_tf.layers import MLP, SequenceEncoder, TargetAttention
 from sitn_tf.models import _inputs
 from sitn_tf.models.config import SITNConfig, as_config
-from sitn_tf.models.ctr import CTRModel
+from sitn_tf.models.ctr import CTRModel, candidate_statistics
 
 
 @keras.saving.register_keras_serializable(package="sitn_tf")
@@ -26,7 +26,9 @@ class DIN(CTRModel):
     the same tables. Target attention and head are the classes and sizes
     SITNRanker uses (`config.attention_units`, `config.mlp_units`), so the
     comparison isolates what the source domain and pretraining add. The
-    source history and all stage-1 fields of the config are ignored.
+    source history and all stage-1 fields of the config are ignored. With
+    `config.item_statistics` the head also reads the candidate's statistics,
+    as in `SITNRanker`: `MLP(concat(u, v, s))`.
 
     Inputs: `ITEM_ID`, `TARGET_ITEM_IDS` (and `ITEM_CATEGORY`,
     `TARGET_CATEGORIES` when `config.num_categories > 0`), integer ids with
@@ -54,6 +56,7 @@ class DIN(CTRModel):
         self.attention = TargetAttention(
             cfg.attention_units, normalization=cfg.attention_normalization, name="target_attention"
         )
+        self.statistics = candidate_statistics(cfg)
         self.head = MLP(
             (*cfg.mlp_units, 1), dropout=cfg.dropout, output_activation="sigmoid", name="head"
         )
@@ -63,7 +66,11 @@ class DIN(CTRModel):
         dim, seq = self.config.embedding_dim, self.config.max_seq_len
         self.embedding.build((None, seq))
         self.attention.build((None, dim), (None, seq, dim))
-        self.head.build((None, 2 * dim))
+        width = 2 * dim
+        if self.statistics is not None:
+            self.statistics.build()
+            width += self.statistics.compute_output_shape([(None,)])[-1]
+        self.head.build((None, width))
         self.built = True
 
     def call(self, inputs, training=None):
@@ -81,7 +88,11 @@ class DIN(CTRModel):
         history = self.embedding(ids, categories, training=training)
         v = self.embedding.embed_items(candidate, candidate_category)
         u = self.attention(v, history, mask=sitn_ops.padding_mask(ids))
-        probability = self.head(ops.concatenate([u, v], axis=-1), training=training)
+        parts = [u, v]
+        if self.statistics is not None:
+            stats = _inputs.statistic_ids(inputs, candidate, "DIN")
+            parts.append(self.statistics(stats, training=training))
+        probability = self.head(ops.concatenate(parts, axis=-1), training=training)
         return ops.squeeze(probability, -1)
 
     def get_config(self):

@@ -14,7 +14,7 @@ from sitn_tf import ops as sitn_ops
 from sitn_tf.layers import MLP, TargetAttention
 from sitn_tf.models import _inputs
 from sitn_tf.models.config import ENCODER_FIELDS, SITNConfig, as_config
-from sitn_tf.models.ctr import CTRModel
+from sitn_tf.models.ctr import CTRModel, candidate_statistics
 from sitn_tf.models.pretrainer import SITNPretrainer, build_encoder
 
 logger = logging.getLogger(__name__)
@@ -34,6 +34,9 @@ class SITNRanker(CTRModel):
       was pretrained on and lets pretraining initialise it too;
     * `u_f^s = TargetAttention(v, Z^s)`, `u_f^t = TargetAttention(v, Z^t)`:
       DIN activation units, one per domain;
+    * `s`: the candidate's statistics embedded by `CandidateStatistics`
+      when `config.item_statistics` is on (beyond the paper; the head then
+      reads `concat(u_f^s, u_f^t, v, s)`);
     * the head MLP (`config.mlp_units`, then one sigmoid unit).
 
     Output: the click probability, shape `(batch,)`. The model owns Eq. 9:
@@ -45,6 +48,9 @@ class SITNRanker(CTRModel):
     `TARGET_ITEM_IDS` (`(batch, seq_len)`, `seq_len <= max_seq_len`) and, when
     `config.num_categories > 0`, `ITEM_CATEGORY`, `SOURCE_CATEGORIES`,
     `TARGET_CATEGORIES`. An empty target history is fine (`u_f^t = 0`).
+    With `config.item_statistics`, also `CANDIDATE_CLICKS_BUCKET` and
+    `CANDIDATE_AGE_BUCKET` (`(batch,)` bucket ids); an absent one means
+    "unknown".
 
     Freezing: with `config.freeze_encoder_steps = N > 0`, no gradient reaches
     the encoders (including the shared target item table) while
@@ -68,6 +74,7 @@ class SITNRanker(CTRModel):
         self.target_attention = TargetAttention(
             cfg.attention_units, normalization=cfg.attention_normalization, name="target_attention"
         )
+        self.statistics = candidate_statistics(cfg)
         self.head = MLP(
             (*cfg.mlp_units, 1), dropout=cfg.dropout, output_activation="sigmoid", name="head"
         )
@@ -79,7 +86,11 @@ class SITNRanker(CTRModel):
         self.target_encoder.build((None, seq))
         self.source_attention.build((None, dim), (None, seq, dim))
         self.target_attention.build((None, dim), (None, seq, dim))
-        self.head.build((None, 3 * dim))
+        width = 3 * dim
+        if self.statistics is not None:
+            self.statistics.build()
+            width += self.statistics.compute_output_shape([(None,)])[-1]
+        self.head.build((None, width))
         self.built = True
 
     def encoders_frozen(self):
@@ -118,7 +129,11 @@ class SITNRanker(CTRModel):
         z_t, mask_t = sequences["target"]
         u_s = self.source_attention(v, z_s, mask=mask_s)
         u_t = self.target_attention(v, z_t, mask=mask_t)
-        probability = self.head(ops.concatenate([u_s, u_t, v], axis=-1), training=training)
+        parts = [u_s, u_t, v]
+        if self.statistics is not None:
+            stats = _inputs.statistic_ids(inputs, candidate, name)
+            parts.append(self.statistics(stats, training=training))
+        probability = self.head(ops.concatenate(parts, axis=-1), training=training)
         return ops.squeeze(probability, -1)
 
     def load_pretrained(self, pretrainer: SITNPretrainer | str | os.PathLike) -> list[str]:

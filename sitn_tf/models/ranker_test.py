@@ -7,7 +7,7 @@ import tensorflow as tf
 from sklearn.metrics import roc_auc_score
 
 from sitn_tf import features
-from sitn_tf.models._testing import random_batch, tiny_config
+from sitn_tf.models._testing import random_batch, statistics_embedding, tiny_config
 from sitn_tf.models.din import DIN
 from sitn_tf.models.pretrainer import SITNPretrainer
 from sitn_tf.models.ranker import SITNRanker
@@ -46,13 +46,24 @@ def test_forward_is_eq_8_over_shared_candidate_embedding():
     z_t = model.target_encoder(x[features.TARGET_ITEM_IDS], x[features.TARGET_CATEGORIES])
     # v comes from the target encoder's own tables: no separate candidate table.
     v = model.target_encoder.embed_items(x[features.ITEM_ID], x[features.ITEM_CATEGORY])
-    assert not any("candidate" in w.path for w in model.weights)
+    assert not any(
+        "candidate" in w.path and "candidate_statistics" not in w.path for w in model.weights
+    )
     u_s = model.source_attention(v, z_s, mask=x[features.SOURCE_ITEM_IDS] != 0)
     u_t = model.target_attention(v, z_t, mask=x[features.TARGET_ITEM_IDS] != 0)
-    expected = model.head(keras.ops.concatenate([u_s, u_t, v], axis=-1))[:, 0]
+    s = statistics_embedding(model, x)
+    expected = model.head(keras.ops.concatenate([u_s, u_t, v, s], axis=-1))[:, 0]
     np.testing.assert_allclose(_np(model(x)), _np(expected), rtol=1e-6)
     # An empty target history means u_f^t = 0.
     np.testing.assert_array_equal(_np(u_t)[1], 0.0)
+
+
+def test_statistics_switch_keeps_the_papers_head():
+    off = SITNRanker(tiny_config(item_statistics=False))
+    assert off.statistics is None
+    assert off.head.dense_layers[0].kernel.shape[0] == 3 * 8  # Eq. 8: concat(u_s, u_t, v)
+    on = SITNRanker(tiny_config())
+    assert on.head.dense_layers[0].kernel.shape[0] == 3 * 8 + 2 * on.config.statistics_dim
 
 
 def test_empty_histories_are_finite_in_training():
@@ -163,7 +174,7 @@ def _serving_signature():
     # Named specs: the flat serving signature then takes feature names as keys.
     spec = {
         name: tf.TensorSpec((None,), tf.int64, name=name)
-        for name in (features.ITEM_ID, features.ITEM_CATEGORY)
+        for name in (features.ITEM_ID, features.ITEM_CATEGORY, *features.MODEL_STAT_FEATURES)
     }
     for name in features.SEQUENCE_FEATURES:
         spec[name] = tf.TensorSpec((None, None), tf.int64, name=name)

@@ -66,8 +66,8 @@ def transformed_dataset(
     `(batch,)` bool mask of the examples to keep. Kept examples stay in
     reading order and are regrouped into batches of `batch_size` (the last
     one shorter unless `repeat`), exactly what filtering one example at a
-    time would give, without a per-example op. Only the model's id features
-    (`features.MODEL_ID_FEATURES`) and the label are kept.
+    time would give, without a per-example op. Only the model inputs
+    (`features.MODEL_INPUT_FEATURES`) and the label are kept.
     """
     spec = tf_transform_output.transformed_feature_spec()
     files = _files(file_patterns)
@@ -84,7 +84,7 @@ def transformed_dataset(
         ds = ds.repeat()
     if shuffle:
         ds = ds.shuffle(shuffle_buffer, seed=seed)
-    wanted = (*F.MODEL_ID_FEATURES, F.LABEL) if with_label else F.MODEL_ID_FEATURES
+    wanted = (*F.MODEL_INPUT_FEATURES, F.LABEL) if with_label else F.MODEL_INPUT_FEATURES
     if keep is not None:
 
         def parse_and_filter(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -111,7 +111,7 @@ def transformed_dataset(
         )
 
     def select(x):
-        inputs = {name: x[name] for name in F.MODEL_ID_FEATURES}
+        inputs = {name: x[name] for name in F.MODEL_INPUT_FEATURES}
         return (inputs, x[F.LABEL]) if with_label else inputs
 
     return ds.map(select).prefetch(tf.data.AUTOTUNE)

@@ -27,6 +27,7 @@ FILE_SIZES = (1100, 900, 700)
 SPEC = {
     **{name: tf.io.FixedLenFeature([], tf.int64) for name in (F.ITEM_ID, F.ITEM_CATEGORY)},
     **{name: tf.io.FixedLenFeature([SEQ_LEN], tf.int64) for name in F.SEQUENCE_FEATURES},
+    **{name: tf.io.FixedLenFeature([], tf.int64) for name in F.MODEL_STAT_FEATURES},
     F.LABEL: tf.io.FixedLenFeature([], tf.int64),
 }
 
@@ -43,6 +44,8 @@ def _columns(n: int, rng: np.random.Generator, first_id: int) -> dict[str, np.nd
         F.SOURCE_CATEGORIES: rng.integers(1, 9, (n, SEQ_LEN)),
         F.TARGET_ITEM_IDS: target,
         F.TARGET_CATEGORIES: np.where(target > 0, rng.integers(1, 9, (n, SEQ_LEN)), 0),
+        F.CANDIDATE_CLICKS_BUCKET: rng.integers(0, 24, n),
+        F.CANDIDATE_AGE_BUCKET: rng.integers(0, 40, n),
         F.LABEL: (rng.random(n) < 0.45).astype(np.int64),
     }
 
@@ -132,7 +135,7 @@ def test_one_pass_yields_the_per_example_filter_in_order(transformed, batch_size
     sizes = [len(labels) for _, labels in batches]
     n = len(expected[F.LABEL])
     assert sizes == [batch_size] * (n // batch_size) + ([n % batch_size] if n % batch_size else [])
-    for name in F.MODEL_ID_FEATURES:
+    for name in F.MODEL_INPUT_FEATURES:
         got = np.concatenate([inputs[name].numpy() for inputs, _ in batches])
         np.testing.assert_array_equal(got, expected[name], err_msg=name)
     np.testing.assert_array_equal(np.concatenate([b.numpy() for _, b in batches]), 1)
@@ -146,7 +149,7 @@ def test_repeating_gives_full_batches_across_epochs(transformed):
     steps = 2 * len(expected) // batch_size + 1
     batches = list(_dataset(pattern, output, batch_size, repeat=True).take(steps))
     assert [len(b[F.ITEM_ID]) for b in batches] == [batch_size] * steps
-    assert set(batches[0]) == set(F.MODEL_ID_FEATURES)
+    assert set(batches[0]) == set(F.MODEL_INPUT_FEATURES)
     got = np.concatenate([b[F.ITEM_ID].numpy() for b in batches])
     np.testing.assert_array_equal(got, np.tile(expected, 3)[: steps * batch_size])
 
