@@ -330,7 +330,7 @@ def add_tf_serving_routes(app: Any, dataplane: Any) -> None:
     routes match in order, and TF Serving's status replaces KServe's
     `GET /v1/models/<name>` readiness answer.
     """
-    from fastapi.responses import JSONResponse, ORJSONResponse
+    from fastapi.responses import JSONResponse, Response
 
     def model(name: str) -> SavedModelVersions:
         found = dataplane.get_model_from_registry(name)  # ModelNotFound -> 404
@@ -365,7 +365,8 @@ def add_tf_serving_routes(app: Any, dataplane: Any) -> None:
         if version is not None:
             headers[VERSION_HEADER] = version
         response, _ = await dataplane.infer(model_name=model_name, request=body, headers=headers)
-        return ORJSONResponse(content=response)
+        # orjson writes numpy-free lists fast; FastAPI deprecates ORJSONResponse.
+        return Response(content=orjson.dumps(response), media_type="application/json")
 
     async def version_predict(request: Request, model_name: str, version: str):
         return await predict(request, model_name, version)
