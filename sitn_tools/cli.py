@@ -1,7 +1,7 @@
 """The `sitn-tf` command: every command group of the three layers.
 
 `sitn_tf` (the library) has `data`; `pipelines` (the TFX application) has
-`pipeline`; `sitn_tools` (tooling) has `experiment` and `bench`. The entry
+`pipeline` and `serve`; `sitn_tools` (tooling) has `experiment` and `bench`. The entry
 point lives here, in the top layer, because it is the one that may see all
 three. Group modules import heavy libraries only when a command runs, so
 `sitn-tf --help` stays fast.
@@ -17,6 +17,7 @@ from sitn_tf import cli as library_cli
 COMMAND_GROUPS: tuple[str, ...] = (
     *library_cli.LIBRARY_GROUPS,
     "pipelines.cli",
+    "pipelines.serve_cli",
     "sitn_tools.experiment.cli",
     "sitn_tools.bench.cli",
 )
