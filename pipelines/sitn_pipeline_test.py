@@ -110,7 +110,11 @@ def test_eval_config_metrics_slices_and_thresholds():
     auc = next(m for m in config.metrics_specs[0].metrics if m.class_name == "AUC")
     assert auc.threshold.value_threshold.lower_bound.value == pytest.approx(0.6)
     assert auc.threshold.change_threshold.absolute.value == pytest.approx(-0.02)
-    assert [list(s.feature_keys) for s in config.slicing_specs] == [[], ["target_history_bucket"]]
+    assert [list(s.feature_keys) for s in config.slicing_specs] == [
+        [],
+        ["target_history_bucket"],
+        ["candidate_known"],
+    ]
     with pytest.raises(ValueError, match="`min_auc`"):
         eval_config.eval_config(min_auc=1.5)
 

@@ -149,3 +149,18 @@ def test_rerun_reuses_everything(experiment):
     again = json.loads((output / "results.json").read_text())
     assert again["summary"] == results["summary"]
     assert seconds < first_seconds
+
+
+def test_fresh_output_resumes_from_committed_records(experiment, tmp_path):
+    """A checkout without `runs/` trains nothing that has a committed record."""
+    output, results, _, _ = experiment
+    report = tmp_path / "report"
+    _experiment(output, "--report-dir", str(report))  # writes the records beside the report
+    records = sorted(p.name for p in (report / "runs").iterdir())
+    assert records == sorted(f"{r['variant']}-seed-{r['seed']}.json" for r in results["runs"])
+    done, _ = _experiment(tmp_path / "fresh", "--report-dir", str(report))
+    assert done.stdout.count("reused from the committed record") == len(results["runs"])
+    assert ": training\n" not in done.stdout
+    again = json.loads((report / "results.json").read_text())
+    assert again["summary"] == results["summary"]
+    assert again["clusters"] == results["clusters"]  # Figure 3 kept, its model is not here

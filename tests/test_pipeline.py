@@ -145,6 +145,9 @@ def test_every_component_executed_once(local_run):
 
 def test_evaluator_reports_overall_and_history_slices(local_run):
     metrics = local_run["summary"]["test_metrics"]
+    known = [f"{F.CANDIDATE_KNOWN}={value}" for value in (F.KNOWN, F.UNKNOWN)]
+    assert all(name in metrics for name in known), f"no known/unknown slices in {sorted(metrics)}"
+    assert sum(metrics[name]["example_count"] for name in known) == metrics[""]["example_count"]
     buckets = [name for name in metrics if name.startswith(f"{F.TARGET_HISTORY_BUCKET}=")]
     assert buckets, f"no history-length slices in {sorted(metrics)}"
     for name in ["", *buckets]:
@@ -238,8 +241,15 @@ def test_pushed_savedmodel_matches_the_trainer_model(local_run, small_data):
     expected = model({k: transformed[k] for k in F.MODEL_INPUT_FEATURES}, training=False)
     np.testing.assert_allclose(probability, np.reshape(expected, [-1]), atol=1e-5, rtol=0)
 
-    # serving_raw on the first real example equals serving_default on it.
-    ex = tf.train.Example.FromString(real[0]).features.feature
+    # serving_raw takes no statistics: on the first real example it equals
+    # serving_default on that example with its statistics removed (unknown).
+    stripped = tf.train.Example.FromString(real[0])
+    for name in F.CANDIDATE_STAT_FEATURES:
+        del stripped.features.feature[name]
+    unknown = served.signatures["serving_default"](
+        examples=tf.constant([stripped.SerializeToString()])
+    )["probability"].numpy()
+    ex = stripped.features.feature
 
     def strings(name):
         return [x.decode() for x in ex[name].bytes_list.value]
@@ -253,7 +263,7 @@ def test_pushed_savedmodel_matches_the_trainer_model(local_run, small_data):
         target_item_ids=tf.constant([strings(F.TARGET_ITEM_IDS) or [""]]),
         target_categories=tf.constant([strings(F.TARGET_CATEGORIES) or [""]]),
     )["probability"].numpy()
-    np.testing.assert_allclose(raw, probability[:1], atol=1e-6)
+    np.testing.assert_allclose(raw, unknown, atol=1e-6)
 
 
 def test_rerun_with_unchanged_inputs_uses_the_cache(local_run):

@@ -9,4 +9,9 @@ from sitn_tf.layers.target_attention import TargetAttention
 
 __all__ = [
     "CandidateStatistics",
-    "InterestClusters", "MLP", "MaskedMeanPooling", "SequenceEncoder", "TargetAttention"]
+    "InterestClusters",
+    "MLP",
+    "MaskedMeanPooling",
+    "SequenceEncoder",
+    "TargetAttention",
+]

@@ -17,9 +17,7 @@ def test_looks_up_each_statistic_in_its_own_table_and_clips():
     ages = np.array([[5], [0], [2], [1], [7]])
     got = keras.ops.convert_to_numpy(layer([clicks, ages]))
     t_clicks, t_ages = _tables(layer)
-    expected = np.concatenate(
-        [t_clicks[[0, 1, 3, 3, 0]], t_ages[[5, 0, 2, 1, 5]]], axis=1
-    )
+    expected = np.concatenate([t_clicks[[0, 1, 3, 3, 0]], t_ages[[5, 0, 2, 1, 5]]], axis=1)
     assert got.shape == (5, 6)
     np.testing.assert_allclose(got, expected, rtol=1e-6)
 

@@ -54,6 +54,9 @@ def target_attention_flops(config, seq_len: int) -> int:
 
 
 def head_flops(config, inputs: int) -> int:
+    """The head MLP on `inputs` features, plus the candidate statistics' width when on."""
+    if getattr(config, "item_statistics", False):
+        inputs += 2 * config.statistics_dim  # two looked-up embeddings, no FLOPs of their own
     return _chain((inputs, *config.mlp_units, 1))
 
 

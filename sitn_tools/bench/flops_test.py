@@ -33,7 +33,7 @@ from fractions import Fraction
 import keras
 import pytest
 
-from sitn_tf.layers import InterestClusters, SequenceEncoder, TargetAttention
+from sitn_tf.layers import CandidateStatistics, InterestClusters, SequenceEncoder, TargetAttention
 from sitn_tf.models import DIN, SITNConfig, SITNPretrainer, SITNRanker
 from sitn_tf.models import pretrainer as pretrainer_module
 from sitn_tf.models import ranker as ranker_module
@@ -130,6 +130,8 @@ def _census(model) -> dict[int, keras.Variable]:
             exclude(getattr(layer, "gamma", None), getattr(layer, "beta", None))
         elif isinstance(layer, SequenceEncoder) and layer.use_positions:
             exclude(layer.position_embedding)  # lookup and elementwise add
+        elif isinstance(layer, CandidateStatistics):
+            exclude(*layer.tables)  # lookups
     unplaced = [w.path for w in model.weights if id(w) not in kernels and id(w) not in excluded]
     assert not unplaced, (
         f"variables neither counted nor excluded: {unplaced}; count them in flops.py "

@@ -64,7 +64,7 @@ def test_trainer_config_applies_each_variant(tmp_path):
         ("data: {dir: d}\ntraining: {batch_size: 0}\n", r"training.batch_size"),
         ("data: {dir: d}\nsurprise: 1\n", r"unknown key\(s\) \['surprise'\]"),
         ("data: {dir: d}\nvariants: [din, sitn]\ncluster_figure_variant: din\n", "pretrained"),
-        ("data: {dir: d}\nvariants: [din]\n", "not among the variants"),
+        ("data: {dir: d}\ncluster_figure_variant: nope\n", "is not a variant"),
     ],
 )
 def test_bad_configs_name_file_and_key(tmp_path, text, message):
@@ -72,6 +72,12 @@ def test_bad_configs_name_file_and_key(tmp_path, text, message):
     with pytest.raises(ValueError, match=message) as err:
         config_lib.load(path)
     assert path in str(err.value)
+
+
+def test_figure_variant_may_be_left_out_of_a_run(tmp_path):
+    # `--variants din` runs no stage 1: the report then has no Figure 3.
+    config = config_lib.load(_write(tmp_path, "data: {dir: d}\nvariants: [din]\n"))
+    assert config["variants"] == ["din"]
 
 
 def test_seed_count_expands(tmp_path):

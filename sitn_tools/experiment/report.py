@@ -578,6 +578,46 @@ def simple_baseline_table(baselines: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def convergence_table(records: Iterable[Mapping[str, Any]]) -> str:
+    """One markdown row per run: where early stopping ended and what it selected.
+
+    Columns: variant, seed, best epoch / epochs run, the best epoch's eval AUC
+    and eval logloss, the first epoch's eval logloss, and whether the best
+    epoch is the last one run (then the budget, not early stopping, ended the
+    run and more epochs might have helped). Then the share of runs whose best
+    epoch is not the last. Reads `best_epoch` (1-based), `epochs_run` and
+    `finetune_history` (`val_auc`, `val_logloss` per epoch) of each record;
+    runs without a history are skipped.
+    """
+    rows, not_last, counted = [], 0, 0
+    for record in sorted(records, key=lambda r: (str(r["variant"]), int(r["seed"]))):
+        history = record.get("finetune_history") or {}
+        auc, logloss = history.get("val_auc"), history.get("val_logloss")
+        best, run = record.get("best_epoch"), record.get("epochs_run")
+        if not auc or not logloss or not best or not run:
+            continue
+        counted += 1
+        last = best == run
+        not_last += not last
+        rows.append(
+            f"| {record['variant']} | {record['seed']} | {best} / {run} | "
+            f"{auc[best - 1]:.4f} | {logloss[best - 1]:.4f} | {logloss[0]:.4f} | "
+            f"{'yes' if last else 'no'} |"
+        )
+    if not rows:
+        return ""
+    lines = [
+        "| Variant | Seed | Best epoch / run | Eval AUC | Eval logloss | "
+        "Eval logloss, epoch 1 | Best is last |",
+        "|---|---:|---:|---:|---:|---:|---|",
+        *rows,
+        "",
+        f"Best epoch not the last in {not_last} of {counted} runs (early stopping on eval AUC; "
+        "the selected epoch's weights are the ones tested).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 _COLORS = {BASELINE: "#9e9e9e", OURS: "#1f77b4"}
 _ABLATION_COLORS = ["#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"]
 

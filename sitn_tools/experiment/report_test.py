@@ -336,3 +336,32 @@ def test_simple_baseline_table():
         lines[3] == "| blend: fitted on eval | 0.6400 | 0.4801 | 0.6300 | 0.5400 | — | 0.6400 | — |"
     )
     assert "Test rows by target-history length: 0: 3, 1-2: 2." in text
+
+
+def test_convergence_table_by_hand():
+    records = [
+        {
+            "variant": "din",
+            "seed": 2,
+            "best_epoch": 2,
+            "epochs_run": 4,
+            "finetune_history": {
+                "val_auc": [0.6, 0.7, 0.69, 0.68],
+                "val_logloss": [0.5, 0.45, 0.5, 0.6],
+            },
+        },
+        {
+            "variant": "din",
+            "seed": 1,
+            "best_epoch": 3,
+            "epochs_run": 3,
+            "finetune_history": {"val_auc": [0.6, 0.65, 0.66], "val_logloss": [0.5, 0.48, 0.47]},
+        },
+        {"variant": "sitn", "seed": 1, "metrics": {}},  # no history: skipped
+    ]
+    table = report.convergence_table(records)
+    lines = table.splitlines()
+    assert lines[2] == "| din | 1 | 3 / 3 | 0.6600 | 0.4700 | 0.5000 | yes |"
+    assert lines[3] == "| din | 2 | 2 / 4 | 0.7000 | 0.4500 | 0.5000 | no |"
+    assert "not the last in 1 of 2 runs" in table
+    assert report.convergence_table([]) == ""

@@ -31,6 +31,15 @@ Output layout under `--output` (default `runs/experiments/<name>`):
     runs/<variant>/seed-<s>/    pretrain/ (pretrainer.keras, logs), finetune/ (model, logs),
                                 result.json
     results.json results.md auc.png clusters_tsne.png clusters.json
+
+With a `report_dir`, each finished run's record (metrics, curves and config;
+no model) is also written to `<report_dir>/runs/<variant>-seed-<s>.json` as
+soon as the run ends. Those files are meant to be committed: a checkout
+without `runs/` (another machine, a fresh clone) resumes the experiment from
+them and trains only the runs that have no record made with the same
+settings. The Figure-3 analysis needs the figure run's stage-1 model; when
+that run was reused from a committed record, the committed `clusters.json`
+is kept.
 """
 
 from __future__ import annotations
@@ -82,6 +91,18 @@ def _number(value: float | None) -> str:
 def run_folder(output: str, variant: str, seed: int) -> str:
     """Where one run keeps its models, logs and `result.json`."""
     return os.path.join(output, "runs", variant, f"seed-{seed}")
+
+
+def committed_record_path(report_dir: str, variant: str, seed: int) -> str:
+    """Where a run's record is kept beside the report, to be committed."""
+    return os.path.join(report_dir, "runs", f"{variant}-seed-{seed}.json")
+
+
+def _reusable(record: dict[str, Any], config: dict[str, Any], variant, seed: int) -> bool:
+    """A record counts only if made with the same Trainer settings and the same data."""
+    return record.get("config") == portable(
+        config_lib.trainer_config(config, variant, seed)
+    ) and record.get("data_config", config["data"]) == portable(config["data"])
 
 
 # --------------------------------------------------------------------------- data
@@ -404,6 +425,9 @@ def write_report(
     if simple_baselines:
         table += "\n### Simple baselines by target-history length\n\n"
         table += report.simple_baseline_table(simple_baselines)
+    convergence = report.convergence_table(records)
+    if convergence:
+        table += "\n### Convergence: the epoch each run selected\n\n" + convergence
     with open(os.path.join(output, "results.md"), "w") as f:
         f.write(table)
     report.bar_chart(summary, variants, os.path.join(output, "auc.png"), metric="auc")
@@ -411,6 +435,41 @@ def write_report(
 
 
 # --------------------------------------------------------------------------- main
+
+
+def figure_clusters(config, records, transform, output: str) -> dict[str, Any] | None:
+    """Figure 3 from the first seed's run of `cluster_figure_variant`, or None without one."""
+    figure_variant = config["cluster_figure_variant"]
+    figure_seed = config["seeds"][0]
+    figure_record = next(
+        (r for r in records if r["variant"] == figure_variant and r["seed"] == figure_seed), None
+    )
+    if figure_record is None or "pretrainer" not in figure_record:
+        _say(f"no Figure 3: {figure_variant} seed {figure_seed} did not run stage 1 here")
+        return None
+    eval_steps = config_lib.run_config(
+        config, config_lib.VARIANTS_BY_NAME[figure_variant], figure_seed
+    ).run.eval_steps
+    figure_run_dir = run_folder(output, figure_variant, figure_seed)
+    figure_pretrainer = os.path.join(figure_run_dir, figure_record["pretrainer"])
+    kept_clusters = os.path.join(config["report_dir"] or output, "clusters.json")
+    if os.path.exists(figure_pretrainer):
+        return cluster_analysis(figure_pretrainer, transform, output, figure_seed, eval_steps)
+    if os.path.exists(kept_clusters):
+        _say(
+            f"{figure_variant} seed {figure_seed} was reused without its model: keeping {kept_clusters}"
+        )
+        for name in ("clusters.json", "clusters_tsne.png"):
+            source = os.path.join(os.path.dirname(kept_clusters), name)
+            if os.path.exists(source) and os.path.abspath(source) != os.path.join(output, name):
+                shutil.copyfile(source, os.path.join(output, name))
+        return read_json(kept_clusters)
+    raise FileNotFoundError(
+        f"Figure 3 needs the stage-1 model of {figure_variant} seed {figure_seed} "
+        f"({figure_pretrainer}), and no clusters.json is kept in {kept_clusters}: "
+        f"delete {committed_record_path(config['report_dir'], figure_variant, figure_seed)} "
+        "to retrain that run."
+    )
 
 
 def run(
@@ -426,6 +485,8 @@ def run(
         config["seeds"] = list(seeds)
     if variants:
         config["variants"] = list(variants)
+    if report_dir:
+        config["report_dir"] = report_dir
     config = config_lib.validate(config, source=config_path)
     output = os.path.abspath(
         output or os.path.join(defaults.REPO_ROOT, "runs", "experiments", config["name"])
@@ -459,20 +520,37 @@ def run(
     for index, (variant, seed) in enumerate(todo, 1):
         run_dir = run_folder(output, variant.name, seed)
         result_path = os.path.join(run_dir, RESULT_FILE)
-        if os.path.exists(result_path):
-            record = read_json(result_path)
-            if record.get("config") == config_lib.trainer_config(config, variant, seed):
-                records.append(record)
-                _say(f"[{index}/{len(todo)}] {variant.name} seed {seed}: done before, reused")
-                continue
+        committed = (
+            committed_record_path(config["report_dir"], variant.name, seed)
+            if config["report_dir"]
+            else None
+        )
+        reused = None
+        for path, where in ((result_path, "this output"), (committed, "the committed record")):
+            if path and os.path.exists(path):
+                record = read_json(path)
+                if _reusable(portable(record), config, variant, seed):
+                    reused = (record, where)
+                    break
+        if reused:
+            if committed and reused[1] == "this output":
+                write_json(committed, portable(reused[0]))  # keep the committed copy current
+            records.append(reused[0])
+            _say(
+                f"[{index}/{len(todo)}] {variant.name} seed {seed}: done before, reused from {reused[1]}"
+            )
+            continue
         if os.path.isdir(run_dir):
             shutil.rmtree(run_dir)  # a run cut short or made with other settings
         _say(f"[{index}/{len(todo)}] {variant.name} seed {seed}: training")
         start = time.monotonic()
         record = run_one(config, variant, seed, transform, data, run_dir, test_rows)
         record["wall_seconds"] = round(time.monotonic() - start, 2)
+        record["data_config"] = config["data"]
         run_seconds += record["wall_seconds"]
         write_json(result_path, record)
+        if committed:
+            write_json(committed, portable(record))
         records.append(record)
         m = record["metrics"]
         _say(
@@ -482,22 +560,7 @@ def run(
         )
         gc.collect()
 
-    figure_variant = config["cluster_figure_variant"]
-    figure_seed = config["seeds"][0]
-    figure_record = next(
-        r for r in records if r["variant"] == figure_variant and r["seed"] == figure_seed
-    )
-    eval_steps = config_lib.run_config(
-        config, config_lib.VARIANTS_BY_NAME[figure_variant], figure_seed
-    ).run.eval_steps
-    figure_run_dir = run_folder(output, figure_variant, figure_seed)
-    clusters = cluster_analysis(
-        os.path.join(figure_run_dir, figure_record["pretrainer"]),
-        transform,
-        output,
-        figure_seed,
-        eval_steps,
-    )
+    clusters = figure_clusters(config, records, transform, output)
 
     meta = {
         "name": config["name"],
@@ -506,15 +569,18 @@ def run(
         "wall_seconds_this_invocation": round(time.monotonic() - wall_start, 1),
         "training_seconds_this_invocation": round(run_seconds, 1),
         "training_seconds_all_runs": round(sum(r["wall_seconds"] for r in records), 1),
-        "clusters": clusters["granularities"],
+        "clusters": clusters["granularities"] if clusters else {},
         "environment": _environment(),
     }
     payload = write_report(config, records, output, meta, simple_baselines)
-    target = report_dir or config["report_dir"]
+    target = config["report_dir"]
     if target:
         os.makedirs(target, exist_ok=True)
         for name in REPORT_FILES:
-            shutil.copyfile(os.path.join(output, name), os.path.join(target, name))
+            source, destination = os.path.join(output, name), os.path.join(target, name)
+            # No Figure 3 files when no run of the figure's variant pretrained.
+            if os.path.exists(source) and os.path.abspath(source) != os.path.abspath(destination):
+                shutil.copyfile(source, destination)
         _say(f"report copied to {target}")
     with open(os.path.join(output, "results.md")) as f:
         print(f.read(), flush=True)
