@@ -158,10 +158,12 @@ class TrainingBackup(keras.callbacks.Callback):
     def _check_fingerprint(self) -> None:
         path = _join(self.backup_dir, FINGERPRINT_FILE)
         if not tf.io.gfile.exists(path):
-            if self._latest_state() is not None:
+            # The folder is deleted when training ends: never take over one
+            # that holds something else.
+            if tf.io.gfile.isdir(self.backup_dir) and tf.io.gfile.listdir(self.backup_dir):
                 raise ValueError(
-                    f"`backup_dir` {self.backup_dir} holds a training backup without "
-                    f"{FINGERPRINT_FILE}; delete it or pass another folder"
+                    f"`backup_dir` {self.backup_dir} is not empty and holds no "
+                    f"{FINGERPRINT_FILE}; pass an empty or new folder"
                 )
             return
         found = files.read_json(path)

@@ -194,6 +194,14 @@ def test_a_backup_of_another_training_is_refused(tmp_path):
             )
     assert _backup_epochs(backup) == [1]  # a refused call leaves the backup as it was
 
+    # A folder with other files is never taken over (it is deleted at the end).
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"`backup_dir` .* is not empty and holds no"):
+        training.fit_ranker(CONFIG, settings, train, eval_, **{**fit, "backup_dir": str(other)})
+    assert (other / "notes.txt").read_text() == "mine"
+
 
 def test_the_pretrainer_resumes_from_its_backup(tmp_path):
     settings = TrainingConfig(num_epochs=2, seed=0)
