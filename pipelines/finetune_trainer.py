@@ -5,6 +5,9 @@ start from the pretrained ones; without one it trains from scratch. Early
 stopping on eval AUC keeps the best epoch (`training_summary.json`). The
 exported SavedModel is described in `pipelines/serving.py`; the Keras model
 as trained is kept beside the logs as `model.keras`.
+
+A re-run of this Trainer after it was killed mid-training continues from its
+last finished epoch (`pipelines/trainer_backup.py` says where the backup is).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import tensorflow_transform as tft
 from tfx import v1 as tfx
 
 from pipelines import serving
+from pipelines.trainer_backup import trainer_backup
 from sitn_tf import files, training
 from sitn_tf.config import Config
 
@@ -27,6 +31,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     inputs = training.stage_inputs(
         training.FINETUNE, config, transform_output, fn_args.train_files, fn_args.eval_files
     )
+    backup = trainer_backup(fn_args, training.FINETUNE)
     result = training.fit_ranker(
         inputs.model_config,
         config.training,
@@ -36,6 +41,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         eval_steps=fn_args.eval_steps,
         pretrained=fn_args.base_model or None,
         log_dir=fn_args.model_run_dir,
+        backup_dir=backup.backup_dir,
+        backup_inputs=backup.backup_inputs,
     )
     serving.export_serving_model(result.model, transform_output, fn_args.serving_model_dir)
     run_dir = fn_args.model_run_dir

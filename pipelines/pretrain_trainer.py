@@ -5,6 +5,9 @@ Output (the Trainer's Model artifact): `pretrainer.keras`, the whole
 `SITNPretrainer`, which the "finetune" Trainer receives as `base_model`;
 plus `sitn_config.json` and `history.json`. TensorBoard logs go to the
 model_run artifact.
+
+A re-run of this Trainer after it was killed mid-training continues from its
+last finished epoch (`pipelines/trainer_backup.py` says where the backup is).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import os
 import tensorflow_transform as tft
 from tfx import v1 as tfx
 
+from pipelines.trainer_backup import trainer_backup
 from sitn_tf import files, training
 from sitn_tf.config import Config
 
@@ -24,6 +28,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     inputs = training.stage_inputs(
         training.PRETRAIN, config, transform_output, fn_args.train_files, fn_args.eval_files
     )
+    backup = trainer_backup(fn_args, training.PRETRAIN)
     result = training.fit_pretrainer(
         inputs.model_config,
         config.training,
@@ -32,6 +37,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         steps=fn_args.train_steps,
         eval_steps=fn_args.eval_steps,
         log_dir=fn_args.model_run_dir,
+        backup_dir=backup.backup_dir,
+        backup_inputs=backup.backup_inputs,
     )
     out = fn_args.serving_model_dir
     training.save_pretrainer(result.model, out)

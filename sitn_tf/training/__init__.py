@@ -2,8 +2,10 @@
 
 `sitn_tf.config.Config` says what to train; `stage_datasets` reads the
 Transform's output; `fit_pretrainer` (stage 1) and `fit_ranker` (stage 2 or
-DIN) train and return a `FitResult` (model, history, chosen epoch). The TFX
-Trainers' `run_fn`s are thin adapters over these.
+DIN) train and return a `FitResult` (model, history, chosen epoch); with a
+`backup_dir` they back up each epoch and a killed training continues from
+its last one (`resume`). The TFX Trainers' `run_fn`s are thin adapters over
+these.
 """
 
 from sitn_tf.training.datasets import (
@@ -27,13 +29,16 @@ from sitn_tf.training.fit import (
     sized_model_config,
     stage_inputs,
 )
+from sitn_tf.training.resume import ResumePoint, TrainingBackup
 
 __all__ = [
     "FINETUNE",
     "PRETRAIN",
     "PRETRAINER_FILE",
     "FitResult",
+    "ResumePoint",
     "StageInputs",
+    "TrainingBackup",
     "build_pretrainer",
     "build_ranker",
     "distribution_strategy",

@@ -15,9 +15,15 @@ Stage 1 (`fit_pretrainer`) minimises `L_ssl = L_i2i + L_i2c` (Eqs. 3-7),
 which `SITNPretrainer` owns. Stage 2 (`fit_ranker`) minimises Eq. 9's BCE,
 which `SITNRanker` and `DIN` own (`CTRModel`), evaluates AUC and logloss on
 the eval split after every epoch, stops early on eval AUC and restores the
-best epoch's weights. Both log to TensorBoard when given a `log_dir`. The
-TFX Trainers' `run_fn`s (`pipelines/`), the experiments and the benchmarks
-(`sitn_tools/`) all train through these functions.
+best epoch's weights. Both log to TensorBoard when given a `log_dir`.
+
+Given a `backup_dir`, both back the training up after every epoch and a
+later call with the same arguments and folder continues after the last
+finished epoch, with the full history, early stopping's state and the
+same total steps (`sitn_tf.training.resume`; `FitResult.initial_epoch`
+says where it continued). The TFX Trainers' `run_fn`s (`pipelines/`), the
+experiments and the benchmarks (`sitn_tools/`) all train through these
+functions.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import keras
@@ -37,7 +43,8 @@ from sitn_tf import preprocessing
 from sitn_tf.config import Config, TrainingConfig
 from sitn_tf.models import DIN, SITNConfig, SITNPretrainer, SITNRanker
 from sitn_tf.models.ctr import AUC
-from sitn_tf.training.datasets import stage_datasets
+from sitn_tf.training.datasets import FINETUNE, PRETRAIN, stage_datasets
+from sitn_tf.training.resume import TrainingBackup
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +60,14 @@ class FitResult:
         history: Keras' per-epoch logs (`loss`, ..., `val_auc`, ...).
         best_epoch: 1-based epoch whose weights `model` holds (the last
             epoch for stage 1, which has no early stopping).
-        epochs_run: epochs trained before the budget ended or early stopping.
+        epochs_run: epochs trained before the budget ended or early stopping
+            (a resumed training: including the epochs before the backup).
         steps_per_epoch: optimizer steps per epoch.
-        seconds: wall time of `fit`.
+        seconds: wall time of this call's `fit` (a resumed training: the
+            epochs after the backup).
         restored_variables: pretrained variable paths loaded into stage 2.
+        initial_epoch: finished epochs restored from `backup_dir` (0: the
+            training started from scratch).
     """
 
     model: keras.Model
@@ -66,6 +77,7 @@ class FitResult:
     steps_per_epoch: int
     seconds: float
     restored_variables: list[str] = dataclasses.field(default_factory=list)
+    initial_epoch: int = 0
 
     @property
     def steps(self) -> int:
@@ -79,6 +91,7 @@ class FitResult:
             "steps_per_epoch": self.steps_per_epoch,
             "train_seconds": round(self.seconds, 2),
             "restored_variables": len(self.restored_variables),
+            "initial_epoch": self.initial_epoch,
             "history": self.history,
         }
 
@@ -154,6 +167,37 @@ def build_ranker(config: SITNConfig, training: TrainingConfig) -> SITNRanker | D
     return model
 
 
+@dataclasses.dataclass
+class _Fitted:
+    history: dict[str, list[float]]
+    epochs: int
+    steps_per_epoch: int
+    seconds: float
+    initial_epoch: int
+
+
+def _fingerprint(
+    stage: str,
+    config: SITNConfig,
+    training: TrainingConfig,
+    *,
+    steps: int,
+    eval_steps: int | None,
+    inputs: Mapping[str, Any] | None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """What a backup belongs to: a backup with another fingerprint is refused."""
+    return {
+        "stage": stage,
+        "model_config": config.to_dict(),
+        "training": dataclasses.asdict(training),
+        "steps": int(steps),
+        "eval_steps": eval_steps,
+        "inputs": dict(inputs or {}),
+        **extra,
+    }
+
+
 def _fit(
     model: keras.Model,
     train: tf.data.Dataset,
@@ -165,22 +209,54 @@ def _fit(
     log_dir: str | None,
     callbacks: list[keras.callbacks.Callback],
     verbose: int,
-) -> tuple[keras.callbacks.History, int, int, float]:
-    """`model.fit` over `steps` split into epochs; (history, epochs, steps_per_epoch, seconds)."""
+    backup: TrainingBackup | None,
+) -> _Fitted:
+    """`model.fit` over `steps` split into epochs, continuing `backup` when it holds one."""
     epochs, steps_per_epoch = epochs_for(steps, training)
+    initial_epoch, history = 0, {}
+    if backup is not None:
+        with model.distribute_strategy.scope():
+            point = backup.restore(model)
+        history = point.history
+        # An ended training (early stopped, or killed after its last backup)
+        # runs no epoch: `fit` only restores the best weights.
+        initial_epoch = epochs if point.stopped else point.epoch
+        if 0 < initial_epoch < epochs:
+            # The batches the finished epochs consumed: `fit` reuses one
+            # iterator across epochs, so the next epoch starts where they ended.
+            train = train.skip(initial_epoch * steps_per_epoch)
+        # After `callbacks`: it saves and restores early stopping's state.
+        callbacks = [*callbacks, backup]
     if log_dir:
         callbacks = [*callbacks, keras.callbacks.TensorBoard(log_dir=log_dir)]
     start = time.monotonic()
-    history = model.fit(
+    fitted = model.fit(
         train,
         epochs=epochs,
+        initial_epoch=initial_epoch,
         steps_per_epoch=steps_per_epoch,
         validation_data=eval_,
         validation_steps=eval_steps or None,
         callbacks=callbacks,
         verbose=verbose,
     )
-    return history, epochs, steps_per_epoch, time.monotonic() - start
+    seconds = time.monotonic() - start
+    if backup is not None:
+        history = backup.history  # every epoch, those before the backup too
+        backup.delete()
+    else:
+        history = fitted.history
+    return _Fitted(_plain_history(history), epochs, steps_per_epoch, seconds, initial_epoch)
+
+
+def _backup(
+    backup_dir: str | os.PathLike | None,
+    fingerprint: dict[str, Any],
+    early_stopping: keras.callbacks.EarlyStopping | None = None,
+) -> TrainingBackup | None:
+    if backup_dir is None:
+        return None
+    return TrainingBackup(os.fspath(backup_dir), fingerprint, early_stopping)
 
 
 def fit_pretrainer(
@@ -193,15 +269,26 @@ def fit_pretrainer(
     eval_steps: int | None = None,
     log_dir: str | None = None,
     verbose: int = 2,
+    backup_dir: str | os.PathLike | None = None,
+    backup_inputs: Mapping[str, Any] | None = None,
 ) -> FitResult:
     """Stage 1: `steps` optimizer steps of `L_ssl` on `train` (pairs), evaluated on `eval_`.
 
     `train` repeats (see `stage_datasets`); `eval_steps` caps each evaluation.
+    `backup_dir`: back up each epoch there and continue a backup found
+    there (`sitn_tf.training.resume`); `backup_inputs` (JSON-safe, e.g. the
+    input file paths) is part of what a backup must match.
     """
+    backup = _backup(
+        backup_dir,
+        _fingerprint(
+            PRETRAIN, config, training, steps=steps, eval_steps=eval_steps, inputs=backup_inputs
+        ),
+    )
     keras.utils.set_random_seed(training.seed)
     with distribution_strategy(training.distribution).scope():
         model = build_pretrainer(config, training)
-    history, epochs, steps_per_epoch, seconds = _fit(
+    fitted = _fit(
         model,
         train,
         eval_,
@@ -211,17 +298,19 @@ def fit_pretrainer(
         log_dir=log_dir,
         callbacks=[],
         verbose=verbose,
+        backup=backup,
     )
     logger.info(
-        "stage 1 done in %.1fs: %s", seconds, {k: v[-1] for k, v in history.history.items()}
+        "stage 1 done in %.1fs: %s", fitted.seconds, {k: v[-1] for k, v in fitted.history.items()}
     )
     return FitResult(
         model=model,
-        history=_plain_history(history.history),
-        best_epoch=epochs,
-        epochs_run=len(history.history.get("loss", [])),
-        steps_per_epoch=steps_per_epoch,
-        seconds=seconds,
+        history=fitted.history,
+        best_epoch=fitted.epochs,
+        epochs_run=len(fitted.history.get("loss", [])),
+        steps_per_epoch=fitted.steps_per_epoch,
+        seconds=fitted.seconds,
+        initial_epoch=fitted.initial_epoch,
     )
 
 
@@ -236,12 +325,16 @@ def fit_ranker(
     pretrained: SITNPretrainer | str | os.PathLike | None = None,
     log_dir: str | None = None,
     verbose: int = 2,
+    backup_dir: str | os.PathLike | None = None,
+    backup_inputs: Mapping[str, Any] | None = None,
 ) -> FitResult:
     """Stage 2 (or DIN): BCE on `train`, early stopping on `eval_` AUC, best epoch restored.
 
     `pretrained` (a `SITNPretrainer`, a `.keras` file or a folder with one)
     initialises the encoders (`SITNRanker.load_pretrained`); None trains
-    from scratch. DIN takes no pretrained model.
+    from scratch. DIN takes no pretrained model. `backup_dir` and
+    `backup_inputs`: as in `fit_pretrainer` (a path `pretrained` is part
+    of what a backup must match; a model object is not).
     """
     if pretrained is not None and training.model == "din":
         raise ValueError("the DIN baseline takes no pretrained model")
@@ -255,7 +348,21 @@ def fit_ranker(
         patience=training.early_stopping_patience,
         restore_best_weights=True,
     )
-    history, epochs, steps_per_epoch, seconds = _fit(
+    from_path = pretrained is not None and not isinstance(pretrained, SITNPretrainer)
+    backup = _backup(
+        backup_dir,
+        _fingerprint(
+            FINETUNE,
+            config,
+            training,
+            steps=steps,
+            eval_steps=eval_steps,
+            inputs=backup_inputs,
+            pretrained=os.fspath(pretrained) if from_path else None,
+        ),
+        early_stopping,
+    )
+    fitted = _fit(
         model,
         train,
         eval_,
@@ -265,25 +372,29 @@ def fit_ranker(
         log_dir=log_dir,
         callbacks=[early_stopping],
         verbose=verbose,
+        backup=backup,
     )
-    val_auc = history.history.get(f"val_{AUC}", [])
-    best_epoch = int(max(range(len(val_auc)), key=val_auc.__getitem__)) + 1 if val_auc else epochs
-    epochs_run = len(history.history.get("loss", []))
+    val_auc = fitted.history.get(f"val_{AUC}", [])
+    best_epoch = (
+        int(max(range(len(val_auc)), key=val_auc.__getitem__)) + 1 if val_auc else fitted.epochs
+    )
+    epochs_run = len(fitted.history.get("loss", []))
     logger.info(
         "stage 2 done in %.1fs, best epoch %d of %d, restored %d pretrained variables",
-        seconds,
+        fitted.seconds,
         best_epoch,
         epochs_run,
         len(restored),
     )
     return FitResult(
         model=model,
-        history=_plain_history(history.history),
+        history=fitted.history,
         best_epoch=best_epoch,
         epochs_run=epochs_run,
-        steps_per_epoch=steps_per_epoch,
-        seconds=seconds,
+        steps_per_epoch=fitted.steps_per_epoch,
+        seconds=fitted.seconds,
         restored_variables=list(restored),
+        initial_epoch=fitted.initial_epoch,
     )
 
 
