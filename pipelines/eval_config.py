@@ -23,7 +23,7 @@ METRICS = (
 def eval_config(min_auc: float = 0.5, max_auc_drop: float = 0.01) -> config_pb2.EvalConfig:
     """AUC, logloss, calibration, count and mean label: overall, by target-history bucket and by known/unknown candidate.
 
-    Blessing: AUC must exceed `min_auc` (absolute), and must not fall more than
+    Blessing, on the overall slice: AUC must exceed `min_auc` (absolute), and must not fall more than
     `max_auc_drop` below the last blessed model's AUC (the baseline the
     pipeline's LatestBlessedModelStrategy resolver supplies; the first model
     has none and is judged on the absolute bound alone).
@@ -40,7 +40,15 @@ def eval_config(min_auc: float = 0.5, max_auc_drop: float = 0.01) -> config_pb2.
         ),
     )
     metrics = [config_pb2.MetricConfig(class_name=name) for name in METRICS]
-    metrics[METRICS.index("AUC")].threshold.CopyFrom(auc_threshold)
+    # Blessing reads the overall slice only. A threshold on `threshold` would
+    # apply to every slice: a small history bucket's noisy AUC could then
+    # block a good model, and the "unknown" candidate slice (positives only,
+    # since negatives are always known items) has no AUC at all.
+    metrics[METRICS.index("AUC")].per_slice_thresholds.append(
+        config_pb2.PerSliceMetricThreshold(
+            slicing_specs=[config_pb2.SlicingSpec()], threshold=auc_threshold
+        )
+    )
     return config_pb2.EvalConfig(
         model_specs=[
             config_pb2.ModelSpec(

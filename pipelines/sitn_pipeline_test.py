@@ -108,8 +108,11 @@ def test_eval_config_metrics_slices_and_thresholds():
     for name in ("AUC", "BinaryCrossEntropy", "Calibration", "ExampleCount", "MeanLabel"):
         assert name in names
     auc = next(m for m in config.metrics_specs[0].metrics if m.class_name == "AUC")
-    assert auc.threshold.value_threshold.lower_bound.value == pytest.approx(0.6)
-    assert auc.threshold.change_threshold.absolute.value == pytest.approx(-0.02)
+    assert not auc.HasField("threshold")  # a plain threshold would apply to every slice
+    (overall,) = auc.per_slice_thresholds
+    assert [list(s.feature_keys) for s in overall.slicing_specs] == [[]]
+    assert overall.threshold.value_threshold.lower_bound.value == pytest.approx(0.6)
+    assert overall.threshold.change_threshold.absolute.value == pytest.approx(-0.02)
     assert [list(s.feature_keys) for s in config.slicing_specs] == [
         [],
         ["target_history_bucket"],

@@ -296,22 +296,29 @@ def test_beam_engine(workdir, small_data, config_file):
     assert summary["pushed_model"]
 
 
-def test_interrupted_run_resumes_from_finished_components(workdir, small_data, config_file):
+def test_interrupted_run_resumes_from_finished_components(workdir, small_data):
+    """Killed inside the finetune Trainer: the re-run reuses every finished component
+    and the Trainer continues from its last finished epoch, not from step 0."""
     output = workdir / "interrupted"
-    env = _env(workdir, small_data, config_file, output)
+    # Four short epochs, so that the kill lands between two of them.
+    config = workdir / "interrupted.json"
+    tiny = json.loads(json.dumps(TINY_RUN))
+    tiny["training"]["num_epochs"] = 4
+    tiny["run"]["train_steps"] = 160
+    config.write_text(json.dumps(tiny))
+    env = _env(workdir, small_data, config, output)
     command = [sys.executable, "pipelines/sitn_pipeline.py"]
-    process = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    seen = []
-    deadline = time.monotonic() + 600
-    for line in process.stdout:  # wait until stage 1 has finished, then kill
-        seen.append(line)
-        if "pretrain done" in line or time.monotonic() > deadline:
-            break
+    log = open(workdir / "interrupted.log", "w+")
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    backups = output / "pipelines" / defaults.PIPELINE_NAME / "finetune" / "resume_backup"
+    deadline = time.monotonic() + 900
+    while not list(backups.glob("*/state-1.json")) and process.poll() is None:
+        assert time.monotonic() < deadline, "the finetune Trainer never finished an epoch"
+        time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert any("pretrain done" in line for line in seen), "".join(seen[-20:])
+    log.seek(0)
+    assert list(backups.glob("*/state-1.json")), log.read()[-4000:]
     assert not (output / "serving_model").exists()
 
     rerun = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, check=False)
@@ -321,6 +328,19 @@ def test_interrupted_run_resumes_from_finished_components(workdir, small_data, c
     assert components["pretrain"]["state"] == "CACHED"
     assert components["finetune"]["state"] == "COMPLETE"
     assert components["Pusher"]["state"] == "COMPLETE"
+    runs = sorted(
+        (output / "pipelines" / defaults.PIPELINE_NAME / "finetune" / "model_run").glob(
+            "*/training_summary.json"
+        ),
+        key=lambda p: int(p.parent.name),
+    )
+    summary = json.loads(runs[-1].read_text())  # the re-run's execution
+    assert summary["initial_epoch"] >= 1  # resumed, not from epoch 0
+    assert summary["steps_per_epoch"] == 40
+    # Early stopping may end the run before epoch 4; whatever ran is all in the
+    # history, the killed run's epochs included.
+    assert len(summary["history"]["val_auc"]) == summary["epochs_run"] >= summary["initial_epoch"]
+    assert not list(backups.glob("*/state-*.json"))  # cleaned up after the finished run
 
 
 def test_missing_feature_stops_at_example_validator(workdir, small_data, config_file):
