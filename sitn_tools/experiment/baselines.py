@@ -38,6 +38,18 @@ Baselines (one score per test row `r` with candidate `j_r`, target history
   and standard deviations; lbfgs, `C = 1`, fitted on the **eval** split's rows
   (their features also computed from the train split) and applied to test.
 
+* `statistics`: the same logistic regression (standardised, `C = 1`, fitted
+  on eval) on the converter's time-aware candidate statistics of each row
+  (`candidate_prior_clicks` `c`, `candidate_age` `a`; `sitn_tf/data/item_stats.py`):
+  `[log(1 + c), 1[c == 0], log(1 + max(a, 0)), 1[a < 0]]`. The models read the
+  same statistics (`SITNConfig.item_statistics`), so this row says how much of
+  a model's score the statistics alone give.
+* `blend_all`: logistic regression on the four blend features and the four
+  statistics columns together.
+
+`statistics` and `blend_all` need the statistics in every row (data converted
+since the converter writes them); they are left out otherwise.
+
 The first four are scores, not probabilities: they get AUC and GAUC, never a
 logloss. Everything is deterministic: the same data gives the same figures,
 bit for bit (sparse integer counts, ordered sums, a deterministic solver).
@@ -81,11 +93,16 @@ BASELINES: dict[str, str] = {
     "cocl_target": "item-kNN co-click from the target history",
     "cocl_source": "item-kNN co-click from the source history",
     "blend": "blend: logistic regression on the four, fitted on eval",
+    "statistics": "candidate statistics (prior clicks, age): logistic regression, fitted on eval",
+    "blend_all": "blend of the four and the candidate statistics, fitted on eval",
 }
 #: The blend's input features, in column order.
 FEATURES: tuple[str, ...] = ("novelty", "popularity", "cocl_target", "cocl_source")
+STATISTICS_FEATURES: tuple[str, ...] = ("log_prior_clicks", "unseen", "log_age", "age_unknown")
 #: Baselines whose output is a click probability (the only ones with a logloss).
-PROBABILITY_BASELINES = frozenset({"blend"})
+PROBABILITY_BASELINES = frozenset({"blend", "statistics", "blend_all"})
+#: The baselines that need the converter's candidate statistics.
+STATISTICS_BASELINES = ("statistics", "blend_all")
 #: Target-history-length buckets, the Evaluator's slices: (smallest, largest or None, name).
 HISTORY_BUCKETS = features.HISTORY_BUCKETS
 #: The blend's inverse regularisation strength (fixed: nothing is tuned).
@@ -172,6 +189,8 @@ class Rows:
     labels: np.ndarray  # int64 [n], 0 or 1
     target_history: Ragged  # target item ids, oldest first, as in the raw row
     source_history: Ragged  # source item ids
+    # int64 [n, 2]: candidate_prior_clicks, candidate_age; None when any row lacks them.
+    statistics: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.labels.size)
@@ -181,12 +200,14 @@ class Rows:
         def cat(name: str) -> np.ndarray:
             return np.concatenate([getattr(p, name) for p in parts] or [np.zeros(0, np.int64)])
 
+        with_statistics = bool(parts) and all(p.statistics is not None for p in parts)
         return Rows(
             cat("users"),
             cat("items"),
             cat("labels"),
             Ragged.concatenate([p.target_history for p in parts]),
             Ragged.concatenate([p.source_history for p in parts]),
+            np.concatenate([p.statistics for p in parts]) if with_statistics else None,
         )
 
 
@@ -219,6 +240,7 @@ class _Encoder:
         target_lengths: np.ndarray,
         source_values: np.ndarray,
         source_lengths: np.ndarray,
+        statistics: np.ndarray | None = None,
     ) -> Rows:
         return Rows(
             self.users.encode(users),
@@ -226,24 +248,31 @@ class _Encoder:
             np.asarray(labels, np.int64).reshape(-1),
             Ragged.from_lengths(self.target_items.encode(target_values), target_lengths),
             Ragged.from_lengths(self.source_items.encode(source_values), source_lengths),
+            None if statistics is None else np.asarray(statistics, np.int64).reshape(-1, 2),
         )
 
     def dataset(self, train: Rows, eval_: Rows, test: Rows) -> Dataset:
         return Dataset(train, eval_, test, self.users, self.target_items, self.source_items)
 
 
-#: One raw row: (user, candidate item, label, target history, source history).
-RawRow = tuple[Hashable, Hashable, int, Sequence[Hashable], Sequence[Hashable]]
+#: One raw row: (user, candidate item, label, target history, source history), then
+#: optionally (candidate_prior_clicks, candidate_age).
+RawRow = tuple
 
 
 def dataset_from_rows(
     train: Iterable[RawRow], eval_: Iterable[RawRow], test: Iterable[RawRow]
 ) -> Dataset:
-    """A `Dataset` from plain rows `(user, item, label, target_history, source_history)`."""
+    """A `Dataset` from plain rows `(user, item, label, target_history, source_history)`.
+
+    A row may add `(candidate_prior_clicks, candidate_age)`; a split keeps
+    statistics only when every one of its rows has them.
+    """
     encoder = _Encoder()
 
     def encode(rows: Iterable[RawRow]) -> Rows:
         rows = list(rows)
+        with_statistics = bool(rows) and all(len(r) == 7 for r in rows)
         target = [list(r[3]) for r in rows]
         source = [list(r[4]) for r in rows]
         flat = [
@@ -257,6 +286,7 @@ def dataset_from_rows(
             np.array([len(s) for s in target], np.int64),
             flat[1],
             np.array([len(s) for s in source], np.int64),
+            np.array([r[5:7] for r in rows], np.int64) if with_statistics else None,
         )
 
     train_rows = encode(train)
@@ -287,6 +317,9 @@ def read_dataset(data: str, batch_size: int = 4096) -> Dataset:
         F.LABEL: tf.io.FixedLenFeature([], tf.int64),
         F.TARGET_ITEM_IDS: tf.io.RaggedFeature(tf.string),
         F.SOURCE_ITEM_IDS: tf.io.RaggedFeature(tf.string),
+        # -2: absent (data converted before the statistics existed); -1 is a real "unknown" age.
+        F.CANDIDATE_PRIOR_CLICKS: tf.io.FixedLenFeature([], tf.int64, default_value=-2),
+        F.CANDIDATE_AGE: tf.io.FixedLenFeature([], tf.int64, default_value=-2),
     }
     encoder = _Encoder()
     splits = []
@@ -296,6 +329,9 @@ def read_dataset(data: str, batch_size: int = 4096) -> Dataset:
         for batch in records.batch(batch_size):
             parsed = tf.io.parse_example(batch, spec)
             target, source = parsed[F.TARGET_ITEM_IDS], parsed[F.SOURCE_ITEM_IDS]
+            statistics = np.stack(
+                [parsed[F.CANDIDATE_PRIOR_CLICKS].numpy(), parsed[F.CANDIDATE_AGE].numpy()], axis=1
+            )
             chunks.append(
                 encoder.rows(
                     parsed[F.USER_ID].numpy(),
@@ -305,6 +341,7 @@ def read_dataset(data: str, batch_size: int = 4096) -> Dataset:
                     target.row_lengths().numpy(),
                     source.flat_values.numpy(),
                     source.row_lengths().numpy(),
+                    None if np.any(statistics == -2) else statistics,
                 )
             )
         splits.append(Rows.concatenate(chunks))
@@ -436,14 +473,31 @@ def features(rows: Rows, stats: TrainStatistics) -> np.ndarray:
     )
 
 
+def statistics_features(rows: Rows) -> np.ndarray:
+    """float64 `[n, 4]`: the columns of `STATISTICS_FEATURES` (see the module docstring)."""
+    if rows.statistics is None:
+        raise ValueError("these rows carry no candidate statistics")
+    clicks, age = rows.statistics[:, 0], rows.statistics[:, 1]
+    return np.stack(
+        [
+            np.log1p(np.maximum(clicks, 0)),
+            (clicks == 0).astype(np.float64),
+            np.log1p(np.maximum(age, 0)),
+            (age < 0).astype(np.float64),
+        ],
+        axis=1,
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class Blend:
     """A fitted blend: standardisation then logistic regression (sklearn `Pipeline`)."""
 
     model: Any
+    features: tuple[str, ...] = FEATURES
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """float64 `[n]`: click probabilities of the feature rows `x` `[n, 4]`."""
+        """float64 `[n]`: click probabilities of the feature rows `x` `[n, len(features)]`."""
         return self.model.predict_proba(x)[:, 1].astype(np.float64)
 
     def describe(self) -> dict[str, Any]:
@@ -451,7 +505,7 @@ class Blend:
         scaler, logistic = self.model[0], self.model[-1]
         return {
             "fitted_on": "eval",
-            "features": list(FEATURES),
+            "features": list(self.features),
             "feature_means": [float(v) for v in scaler.mean_],
             "feature_scales": [float(v) for v in scaler.scale_],
             "coefficients": [float(v) for v in logistic.coef_.ravel()],
@@ -461,8 +515,10 @@ class Blend:
         }
 
 
-def fit_blend(x: np.ndarray, labels: np.ndarray) -> Blend:
-    """Logistic regression (lbfgs, `C = BLEND_C`) on standardised `x` `[n, 4]`.
+def fit_blend(
+    x: np.ndarray, labels: np.ndarray, feature_names: tuple[str, ...] = FEATURES
+) -> Blend:
+    """Logistic regression (lbfgs, `C = BLEND_C`) on standardised `x` `[n, len(feature_names)]`.
 
     Raises:
       ValueError: `labels` hold one class only (nothing to fit).
@@ -480,23 +536,36 @@ def fit_blend(x: np.ndarray, labels: np.ndarray) -> Blend:
         # This sklearn passes scipy's lbfgs an option newer scipy no longer knows (no effect).
         warnings.filterwarnings("ignore", message="Unknown solver options")
         model.fit(x, labels)
-    return Blend(model)
+    return Blend(model, tuple(feature_names))
 
 
 def score(
     dataset: Dataset, stats: TrainStatistics | None = None
-) -> tuple[dict[str, np.ndarray], Blend]:
-    """`({name: float64 [n_test]}, blend)`: every baseline's scores of the test rows.
+) -> tuple[dict[str, np.ndarray], dict[str, Blend]]:
+    """`({name: float64 [n_test]}, {name: fitted blend})`: every baseline's scores of the test rows.
 
-    All features come from the train split; the blend is fitted on the eval
-    rows' features and labels, never on test.
+    All features come from the train split (the candidate statistics from
+    the converter); the blends are fitted on the eval rows' features and
+    labels, never on test. `statistics` and `blend_all` only when both the
+    eval and the test rows carry the statistics.
     """
     stats = stats or train_statistics(dataset)
     test = features(dataset.test, stats)
-    blend = fit_blend(features(dataset.eval, stats), dataset.eval.labels)
+    eval_x = features(dataset.eval, stats)
+    blends = {"blend": fit_blend(eval_x, dataset.eval.labels)}
     scores = {name: test[:, k] for k, name in enumerate(FEATURES)}
-    scores["blend"] = blend.predict(test)
-    return scores, blend
+    scores["blend"] = blends["blend"].predict(test)
+    if dataset.eval.statistics is not None and dataset.test.statistics is not None:
+        eval_s, test_s = statistics_features(dataset.eval), statistics_features(dataset.test)
+        blends["statistics"] = fit_blend(eval_s, dataset.eval.labels, STATISTICS_FEATURES)
+        scores["statistics"] = blends["statistics"].predict(test_s)
+        blends["blend_all"] = fit_blend(
+            np.concatenate([eval_x, eval_s], axis=1),
+            dataset.eval.labels,
+            FEATURES + STATISTICS_FEATURES,
+        )
+        scores["blend_all"] = blends["blend_all"].predict(np.concatenate([test, test_s], axis=1))
+    return scores, blends
 
 
 # --------------------------------------------------------------------------- metrics
@@ -620,12 +689,14 @@ def evaluate(dataset: Dataset, stats: TrainStatistics | None = None) -> dict[str
     blend also carries its fit (`Blend.describe`).
     """
     stats = stats or train_statistics(dataset)
-    scores, blend = score(dataset, stats)
+    scores, blends = score(dataset, stats)
     test = dataset.test
     known = known_candidates(test, stats)
     lengths = test.target_history.lengths
     out: dict[str, dict[str, Any]] = {}
     for name, label in BASELINES.items():
+        if name not in scores:
+            continue  # a statistics baseline on data without statistics
         probability = name in PROBABILITY_BASELINES
         entry: dict[str, Any] = {
             "label": label,
@@ -637,8 +708,8 @@ def evaluate(dataset: Dataset, stats: TrainStatistics | None = None) -> dict[str
                 test.labels, scores[name], test.users, known, probability
             ),
         }
-        if name == "blend":
-            entry["fit"] = blend.describe()
+        if name in blends:
+            entry["fit"] = blends[name].describe()
         out[name] = entry
     return out
 

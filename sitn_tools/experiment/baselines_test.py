@@ -178,7 +178,10 @@ def test_history_buckets_edges():
 
 def test_evaluate_has_every_baseline_and_logloss_only_for_the_blend():
     result = baselines.evaluate(_dataset())
-    assert list(result) == list(baselines.BASELINES)
+    # No candidate statistics in these rows: the two baselines that need them are left out.
+    assert list(result) == [
+        b for b in baselines.BASELINES if b not in baselines.STATISTICS_BASELINES
+    ]
     for name, entry in result.items():
         m = entry["metrics"]
         assert (m["logloss"] is not None) == (name == "blend") == entry["probability"]
@@ -195,10 +198,11 @@ def test_evaluate_has_every_baseline_and_logloss_only_for_the_blend():
 def test_blend_is_fitted_on_eval_only():
     dataset = _dataset()
     stats = baselines.train_statistics(dataset)
-    scores, blend = baselines.score(dataset, stats)
+    scores, blends = baselines.score(dataset, stats)
+    blend = blends["blend"]
     flipped = [(u, i, 1 - y, t, s) for u, i, y, t, s in TEST]
-    other_scores, other_blend = baselines.score(_dataset(test=flipped))
-    assert other_blend.describe() == blend.describe()
+    other_scores, other_blends = baselines.score(_dataset(test=flipped))
+    assert other_blends["blend"].describe() == blend.describe()
     np.testing.assert_array_equal(other_scores["blend"], scores["blend"])
     # The same as fitting on the eval rows' features by hand.
     direct = baselines.fit_blend(baselines.features(dataset.eval, stats), dataset.eval.labels)
@@ -206,7 +210,7 @@ def test_blend_is_fitted_on_eval_only():
     assert np.all((scores["blend"] > 0) & (scores["blend"] < 1))
     # Changing eval labels does change it.
     changed = [(u, i, 1 - y, t, s) for u, i, y, t, s in EVAL]
-    assert baselines.score(_dataset(eval_=changed))[1].describe() != blend.describe()
+    assert baselines.score(_dataset(eval_=changed))[1]["blend"].describe() != blend.describe()
 
 
 def test_fit_blend_needs_both_classes():
@@ -274,3 +278,35 @@ def test_read_dataset_and_command_end_to_end(tmp_path, capsys):
     assert written["baselines"] == json.loads(json.dumps(baselines.evaluate(_dataset())))
     out = capsys.readouterr().out
     assert "| novelty: candidate never clicked in train |" in out
+
+
+def _with_statistics(rows, statistics):
+    return [(*row, clicks, age) for row, (clicks, age) in zip(rows, statistics, strict=True)]
+
+
+def test_statistics_columns_by_hand():
+    # (candidate_prior_clicks, candidate_age): seen twice 10 s after its first
+    # click; unseen (age 0); seen once with an unknown age (per_user data).
+    rows = _with_statistics(TEST[:3], [(2, 10), (0, 0), (1, -1)])
+    dataset = baselines.dataset_from_rows(TRAIN, EVAL, rows)
+    got = baselines.statistics_features(dataset.test)
+    expected = [
+        [math.log1p(2), 0, math.log1p(10), 0],
+        [0, 1, 0, 0],
+        [math.log1p(1), 0, 0, 1],
+    ]
+    np.testing.assert_allclose(got, expected)
+    assert baselines.dataset_from_rows(TRAIN, EVAL, TEST).test.statistics is None
+
+
+def test_statistics_baselines_only_with_statistics():
+    plain = baselines.evaluate(_dataset())
+    assert "statistics" not in plain and "blend_all" not in plain
+    # Statistics that separate the eval classes: clicked candidates are new.
+    eval_rows = _with_statistics(EVAL, [(0, 0) if r[2] else (5, 100) for r in EVAL])
+    test_rows = _with_statistics(TEST, [(0, 0) if r[2] else (5, 100) for r in TEST])
+    result = baselines.evaluate(baselines.dataset_from_rows(TRAIN, eval_rows, test_rows))
+    assert result["statistics"]["metrics"]["auc"] == 1.0
+    assert result["statistics"]["fit"]["features"] == list(baselines.STATISTICS_FEATURES)
+    assert len(result["blend_all"]["fit"]["coefficients"]) == 8
+    assert result["blend_all"]["probability"] and result["blend_all"]["metrics"]["logloss"] > 0

@@ -523,9 +523,11 @@ def markdown_table(
     if simple:
         notes.append(
             "Simple baselines: deterministic scores of the same test rows computed from the "
-            "train split (the blend is fitted on the eval split), one value each: no training "
-            "seeds, so no std and no paired test. Only the blend outputs a probability; the "
-            "other simple baselines are scores, with AUC and GAUC but no logloss (—)."
+            "train split and, for the candidate statistics, the converter's counts of earlier "
+            "clicks (the logistic regressions are fitted on the eval split), one value each: "
+            "no training seeds, so no std and no paired test. Only the logistic regressions "
+            "output probabilities; the other simple baselines are scores, with AUC and GAUC "
+            "but no logloss (—)."
         )
     if reference is not None:
         notes.append(
@@ -572,8 +574,9 @@ def simple_baseline_table(baselines: Mapping[str, Mapping[str, Any]]) -> str:
         lines += ["", f"Test rows by target-history length: {counts}."]
     lines += [
         "",
-        "Scores of the test rows from the train split (the blend: logistic regression fitted "
-        "on the eval split); logloss only for the blend, the one probability (— elsewhere).",
+        "Scores of the test rows from the train split (the blends and the statistics: logistic "
+        "regressions fitted on the eval split); logloss only for those, the probabilities "
+        "(— elsewhere).",
     ]
     return "\n".join(lines) + "\n"
 
