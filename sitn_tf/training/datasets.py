@@ -16,6 +16,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from sitn_tf import features as F
+from sitn_tf import ops as sitn_ops
 from sitn_tf.config import TrainingConfig
 
 PRETRAIN = "pretrain"
@@ -36,6 +37,19 @@ def pretraining_pair(x: dict[str, tf.Tensor]) -> tf.Tensor:
 
 # Records parsed (and filtered) per `parse_example` call when `keep` is given.
 _FILTER_PARSE_BATCH = 1024
+# Records parsed per call when grouping histories. A group cut by a chunk
+# boundary becomes two groups: at most one per chunk loses its sharing.
+_GROUP_PARSE_BATCH = 1024
+# Examples per group the shuffle buffer is sized by: a positive and its 4
+# negatives, as the converter writes them (`shuffle_buffer` counts examples).
+_EXAMPLES_PER_GROUP = 5
+# The features whose equality makes rows one group (those the models encode).
+_HISTORY_FEATURES = (
+    F.SOURCE_ITEM_IDS,
+    F.SOURCE_CATEGORIES,
+    F.TARGET_ITEM_IDS,
+    F.TARGET_CATEGORIES,
+)
 
 
 def _files(file_patterns: Sequence[str] | str) -> list[str]:
@@ -57,6 +71,7 @@ def transformed_dataset(
     keep: Callable[[dict[str, tf.Tensor]], tf.Tensor] | None = None,
     with_label: bool = True,
     shuffle_buffer: int = 10_000,
+    group_histories: bool = False,
 ) -> tf.data.Dataset:
     """Batches of model inputs, `(features, label)` or `features` only.
 
@@ -68,9 +83,30 @@ def transformed_dataset(
     one shorter unless `repeat`), exactly what filtering one example at a
     time would give, without a per-example op. Only the model's id features
     (`features.MODEL_ID_FEATURES`) and the label are kept.
+
+    `group_histories` (stage 2 and DIN): the rows of one instance, a
+    positive and its negatives, carry the same histories and are written
+    next to each other by the converter and kept so by the Transform.
+    Adjacent rows with equal histories (`_HISTORY_FEATURES`) are read as
+    one group; the shuffle mixes whole groups (so users still mix, with
+    `shuffle_buffer // 5` groups in the buffer), and batches of
+    `batch_size` rows are cut from the shuffled stream of groups, so a batch
+    holds whole groups except at its two ends. The models encode each run
+    of equal histories once (`SITNRanker.score`). Every row is still read
+    exactly once per pass; only their order differs from the per-example
+    stream. Without adjacency (e.g. a runner that reorders the Transform's
+    output) groups are single rows: the same training, without the saving.
     """
+    if group_histories and keep is not None:
+        raise ValueError("`group_histories` and `keep` cannot be combined")
     spec = tf_transform_output.transformed_feature_spec()
     files = _files(file_patterns)
+    wanted = (*F.MODEL_ID_FEATURES, F.LABEL) if with_label else F.MODEL_ID_FEATURES
+    if group_histories:
+        return _grouped_dataset(
+            files, spec, wanted, batch_size, shuffle=shuffle, seed=seed, repeat=repeat,
+            with_label=with_label, shuffle_buffer=shuffle_buffer,
+        )  # fmt: skip
     ds = tf.data.Dataset.from_tensor_slices(files)
     if shuffle:
         ds = ds.shuffle(len(files), seed=seed)
@@ -84,7 +120,6 @@ def transformed_dataset(
         ds = ds.repeat()
     if shuffle:
         ds = ds.shuffle(shuffle_buffer, seed=seed)
-    wanted = (*F.MODEL_ID_FEATURES, F.LABEL) if with_label else F.MODEL_ID_FEATURES
     if keep is not None:
 
         def parse_and_filter(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -110,11 +145,62 @@ def transformed_dataset(
             lambda x: tf.io.parse_example(x, spec), num_parallel_calls=tf.data.AUTOTUNE
         )
 
+    return ds.map(_selector(with_label)).prefetch(tf.data.AUTOTUNE)
+
+
+def _selector(with_label: bool):
     def select(x):
         inputs = {name: x[name] for name in F.MODEL_ID_FEATURES}
         return (inputs, x[F.LABEL]) if with_label else inputs
 
-    return ds.map(select).prefetch(tf.data.AUTOTUNE)
+    return select
+
+
+def _grouped_dataset(
+    files: list[str],
+    spec: dict,
+    wanted: tuple[str, ...],
+    batch_size: int,
+    *,
+    shuffle: bool,
+    seed: int,
+    repeat: bool,
+    with_label: bool,
+    shuffle_buffer: int,
+) -> tf.data.Dataset:
+    """`transformed_dataset(group_histories=True)`: see there."""
+
+    def groups(serialized: tf.Tensor) -> dict[str, tf.RaggedTensor]:
+        parsed = tf.io.parse_example(serialized, spec)
+        starts, _ = sitn_ops.adjacent_runs([parsed[name] for name in _HISTORY_FEATURES])
+        return {
+            name: tf.RaggedTensor.from_row_starts(parsed[name], tf.cast(starts, tf.int64))
+            for name in wanted
+        }
+
+    def read(filename: tf.Tensor) -> tf.data.Dataset:
+        # Grouping reads each file in order: interleaving records of several
+        # files would separate an instance's rows.
+        records = tf.data.TFRecordDataset(filename, compression_type="GZIP")
+        return records.batch(_GROUP_PARSE_BATCH).map(groups).unbatch()
+
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle:
+        ds = ds.shuffle(len(files), seed=seed)
+    ds = ds.interleave(
+        read,
+        cycle_length=min(4, len(files)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=not shuffle,
+    )
+    if repeat:
+        ds = ds.repeat()
+    if shuffle:
+        ds = ds.shuffle(max(1, shuffle_buffer // _EXAMPLES_PER_GROUP), seed=seed)
+    # Each group comes out as dense `(rows, ...)` tensors; unbatching them and
+    # batching again cuts fixed-size batches from the stream of groups.
+    ds = ds.unbatch().batch(batch_size, drop_remainder=repeat)
+    return ds.map(_selector(with_label)).prefetch(tf.data.AUTOTUNE)
 
 
 def stage_datasets(
@@ -128,6 +214,8 @@ def stage_datasets(
 
     Train repeats and shuffles (seeded by `training.seed`); eval is one pass
     in reading order. Stage 1 keeps `pretraining_pair` rows and no label.
+    Stage 2 reads an instance's candidates as one group
+    (`transformed_dataset(group_histories=True)`), in train and eval.
     """
     if stage not in (PRETRAIN, FINETUNE):
         raise ValueError(f"`stage` must be {PRETRAIN!r} or {FINETUNE!r}, got {stage!r}")
@@ -148,6 +236,7 @@ def stage_datasets(
             keep=pretraining_pair if pretrain else None,
             with_label=not pretrain,
             shuffle_buffer=training.shuffle_buffer,
+            group_histories=not pretrain,
         )
 
     return dataset(train_files, shuffle=True), dataset(eval_files, shuffle=False)

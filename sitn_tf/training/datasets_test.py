@@ -160,6 +160,111 @@ def test_shuffled_pass_keeps_the_same_examples(transformed):
     assert got.tolist() != expected.tolist()  # it did shuffle
 
 
+# Rows per instance in the grouped files: 1-6, so that groups straddle the
+# parse chunk (1,024 rows) and batch boundaries.
+GROUP_FILE_SIZES = (1500, 800)
+
+
+def _grouped_columns(n: int, rng: np.random.Generator, first_id: int):
+    """Columns whose adjacent runs share histories, and each row's run number."""
+    sizes = []
+    while sum(sizes) < n:
+        sizes.append(int(rng.integers(1, 7)))
+    sizes[-1] -= sum(sizes) - n
+    run = np.repeat(np.arange(len(sizes)), sizes)
+    columns = _columns(len(sizes), rng, first_id)
+    columns = {
+        name: (values[run] if name in F.SEQUENCE_FEATURES else None)
+        for name, values in columns.items()
+    }
+    columns[F.ITEM_ID] = np.arange(first_id, first_id + n)
+    columns[F.ITEM_CATEGORY] = rng.integers(1, 9, n)
+    columns[F.LABEL] = (rng.random(n) < 0.3).astype(np.int64)
+    return columns, run
+
+
+@pytest.fixture(scope="module")
+def grouped(tmp_path_factory):
+    """(file pattern, TFTransformOutput, per-file (columns, run of each row))."""
+    root = str(tmp_path_factory.mktemp("grouped"))
+    metadata_io.write_metadata(
+        dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(SPEC)),
+        os.path.join(root, tft.TFTransformOutput.TRANSFORMED_METADATA_DIR),
+    )
+    rng = np.random.default_rng(11)
+    files, first = [], 1
+    for i, n in enumerate(GROUP_FILE_SIZES):
+        files.append(_grouped_columns(n, rng, first))
+        first += n
+        _write(os.path.join(root, f"train-{i:05d}.gz"), files[-1][0])
+    return os.path.join(root, "train-*.gz"), tft.TFTransformOutput(root), files
+
+
+def _grouped_dataset(pattern, output, batch_size, *, repeat, shuffle):
+    return training.transformed_dataset(
+        pattern, output, batch_size, shuffle=shuffle, seed=5, repeat=repeat,
+        shuffle_buffer=200, group_histories=True,
+    )  # fmt: skip
+
+
+def _expected_groups(files) -> list[np.ndarray]:
+    """Item ids of each group, in the order a deterministic interleave of the
+    files' groups reads them: runs of equal histories, cut at parse chunks."""
+    per_file = []
+    for columns, run in files:
+        ids = columns[F.ITEM_ID]
+        chunk = np.arange(len(ids)) // 1024
+        cut = np.flatnonzero((np.diff(run) != 0) | (np.diff(chunk) != 0)) + 1
+        per_file.append(np.split(ids, cut))
+    return [
+        groups[i] for i in range(max(map(len, per_file))) for groups in per_file if i < len(groups)
+    ]
+
+
+def test_grouped_pass_reads_every_row_once_in_groups(grouped):
+    pattern, output, files = grouped
+    expected = np.concatenate(_expected_groups(files))
+    batches = list(_grouped_dataset(pattern, output, 100, repeat=False, shuffle=False))
+    assert [len(y) for _, y in batches[:-1]] == [100] * (len(batches) - 1)
+    got = {
+        name: np.concatenate([x[name].numpy() for x, _ in batches])
+        for name in SPEC
+        if name != F.LABEL
+    }
+    np.testing.assert_array_equal(got[F.ITEM_ID], expected)
+    # Every row keeps its own features and label.
+    rows = {name: np.concatenate([c[name] for c, _ in files]) for name in SPEC}
+    position = got[F.ITEM_ID] - 1
+    for name in F.MODEL_ID_FEATURES:
+        np.testing.assert_array_equal(got[name], rows[name][position], err_msg=name)
+    labels = np.concatenate([y.numpy() for _, y in batches])
+    np.testing.assert_array_equal(labels, rows[F.LABEL][position])
+
+
+def test_grouped_shuffle_mixes_groups_and_keeps_them_whole(grouped):
+    pattern, output, files = grouped
+    groups = _expected_groups(files)
+    batches = list(_grouped_dataset(pattern, output, 128, repeat=False, shuffle=True))
+    got = np.concatenate([x[F.ITEM_ID].numpy() for x, _ in batches])
+    assert sorted(got.tolist()) == sorted(np.concatenate(groups).tolist())
+    assert got.tolist() != np.concatenate(groups).tolist()  # it did shuffle
+    where = {item: i for i, item in enumerate(got.tolist())}
+    for group in groups:  # each group's rows stay next to each other, in order
+        start = where[int(group[0])]
+        np.testing.assert_array_equal(got[start : start + len(group)], group)
+    repeated = _grouped_dataset(pattern, output, 128, repeat=True, shuffle=True).take(40)
+    assert {len(y) for _, y in repeated} == {128}
+
+
+def test_grouping_and_keep_do_not_combine(grouped):
+    pattern, output, _ = grouped
+    with pytest.raises(ValueError, match="group_histories"):
+        training.transformed_dataset(
+            pattern, output, 8, shuffle=False, seed=0, repeat=False,
+            keep=training.pretraining_pair, group_histories=True,
+        )  # fmt: skip
+
+
 def test_keep_must_return_a_batch_mask(transformed):
     pattern, output, _ = transformed
 
