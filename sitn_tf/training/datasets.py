@@ -16,7 +16,6 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from sitn_tf import features as F
-from sitn_tf import ops as sitn_ops
 from sitn_tf.config import TrainingConfig
 
 PRETRAIN = "pretrain"
@@ -37,12 +36,9 @@ def pretraining_pair(x: dict[str, tf.Tensor]) -> tf.Tensor:
 
 # Records parsed (and filtered) per `parse_example` call when `keep` is given.
 _FILTER_PARSE_BATCH = 1024
-# Records parsed per call when grouping histories. A group cut by a chunk
-# boundary becomes two groups: at most one per chunk loses its sharing.
+# Records grouped per call in eval (train groups `shuffle_buffer` records).
+# A group cut by a block boundary becomes two: it loses its sharing.
 _GROUP_PARSE_BATCH = 1024
-# Examples per group the shuffle buffer is sized by: a positive and its 4
-# negatives, as the converter writes them (`shuffle_buffer` counts examples).
-_EXAMPLES_PER_GROUP = 5
 # The features whose equality makes rows one group (those the models encode).
 _HISTORY_FEATURES = (
     F.SOURCE_ITEM_IDS,
@@ -85,17 +81,21 @@ def transformed_dataset(
     (`features.MODEL_ID_FEATURES`) and the label are kept.
 
     `group_histories` (stage 2 and DIN): the rows of one instance, a
-    positive and its negatives, carry the same histories and are written
-    next to each other by the converter and kept so by the Transform.
-    Adjacent rows with equal histories (`_HISTORY_FEATURES`) are read as
-    one group; the shuffle mixes whole groups (so users still mix, with
-    `shuffle_buffer // 5` groups in the buffer), and batches of
-    `batch_size` rows are cut from the shuffled stream of groups, so a batch
-    holds whole groups except at its two ends. The models encode each run
-    of equal histories once (`SITNRanker.score`). Every row is still read
-    exactly once per pass; only their order differs from the per-example
-    stream. Without adjacency (e.g. a runner that reorders the Transform's
-    output) groups are single rows: the same training, without the saving.
+    positive and its negatives, carry the same histories. Rows are read as
+    without grouping (files shuffled, then interleaved), in blocks of
+    `shuffle_buffer` rows (train) or 1,024 (eval); within a block, rows
+    with equal histories (`history_keys`) are put next to each other, and
+    the histories come in a random order (train) or in order of first
+    appearance (eval). Batches of `batch_size` rows are then cut from the
+    stream of blocks, so a batch holds whole groups except at its two ends,
+    and the models encode each run of equal histories once
+    (`SITNRanker.score`). This holds whether the Transform wrote an
+    instance's rows next to each other or spread them over its output files
+    (as a multi-worker run does), as long as they fall in one block. Every
+    row is still read exactly once per pass, with its own label; the
+    shuffle permutes whole histories within blocks of `shuffle_buffer`
+    rows, where the per-example stream shuffles rows through a buffer of
+    that size, so users mix as widely.
     """
     if group_histories and keep is not None:
         raise ValueError("`group_histories` and `keep` cannot be combined")
@@ -156,6 +156,17 @@ def _selector(with_label: bool):
     return select
 
 
+def history_keys(parsed: dict[str, tf.Tensor]) -> tf.Tensor:
+    """`(batch,)` int64 fingerprint of each row's histories (`_HISTORY_FEATURES`).
+
+    Equal histories give equal keys; two different histories may collide,
+    which only puts them next to each other: the models compare the rows
+    themselves (`sitn_tf.ops.adjacent_runs`).
+    """
+    rows = tf.concat([tf.cast(parsed[name], tf.int64) for name in _HISTORY_FEATURES], axis=1)
+    return tf.bitcast(tf.fingerprint(rows), tf.int64)  # (batch, 8) uint8 -> (batch,)
+
+
 def _grouped_dataset(
     files: list[str],
     spec: dict,
@@ -169,37 +180,40 @@ def _grouped_dataset(
     shuffle_buffer: int,
 ) -> tf.data.Dataset:
     """`transformed_dataset(group_histories=True)`: see there."""
+    # Shuffling permutes whole blocks of `shuffle_buffer` rows (as many as
+    # the per-example shuffle buffer holds); eval keeps parse batches.
+    block = max(1, shuffle_buffer) if shuffle else _GROUP_PARSE_BATCH
 
-    def groups(serialized: tf.Tensor) -> dict[str, tf.RaggedTensor]:
+    def grouped_block(index: tf.Tensor, serialized: tf.Tensor) -> dict[str, tf.Tensor]:
         parsed = tf.io.parse_example(serialized, spec)
-        starts, _ = sitn_ops.adjacent_runs([parsed[name] for name in _HISTORY_FEATURES])
-        return {
-            name: tf.RaggedTensor.from_row_starts(parsed[name], tf.cast(starts, tf.int64))
-            for name in wanted
-        }
-
-    def read(filename: tf.Tensor) -> tf.data.Dataset:
-        # Grouping reads each file in order: interleaving records of several
-        # files would separate an instance's rows.
-        records = tf.data.TFRecordDataset(filename, compression_type="GZIP")
-        return records.batch(_GROUP_PARSE_BATCH).map(groups).unbatch()
+        # `first` numbers the distinct histories in order of first appearance.
+        keys, first = tf.unique(history_keys(parsed), out_idx=tf.int64)
+        if shuffle:
+            # A random order of the histories, from the seed and the block's
+            # number: reproducible, and different in every block and epoch.
+            draw = tf.random.stateless_uniform(tf.shape(keys), seed=tf.stack([seed, index]))
+            first = tf.gather(tf.argsort(tf.argsort(draw)), first)
+        # A stable sort on the history's number: rows of one history become
+        # adjacent, in reading order; histories come in order of first
+        # appearance (eval) or in a random order (train).
+        order = tf.argsort(first, stable=True)
+        return {name: tf.gather(parsed[name], order) for name in wanted}
 
     ds = tf.data.Dataset.from_tensor_slices(files)
     if shuffle:
         ds = ds.shuffle(len(files), seed=seed)
     ds = ds.interleave(
-        read,
+        lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP"),
         cycle_length=min(4, len(files)),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=not shuffle,
     )
     if repeat:
         ds = ds.repeat()
-    if shuffle:
-        ds = ds.shuffle(max(1, shuffle_buffer // _EXAMPLES_PER_GROUP), seed=seed)
-    # Each group comes out as dense `(rows, ...)` tensors; unbatching them and
-    # batching again cuts fixed-size batches from the stream of groups.
-    ds = ds.unbatch().batch(batch_size, drop_remainder=repeat)
+    ds = ds.batch(block).enumerate().map(grouped_block, num_parallel_calls=tf.data.AUTOTUNE)
+    # Cutting fixed-size batches from the stream of blocks keeps the groups'
+    # rows adjacent within each batch (a group is cut only at a batch's ends).
+    ds = ds.rebatch(batch_size, drop_remainder=repeat)
     return ds.map(_selector(with_label)).prefetch(tf.data.AUTOTUNE)
 
 

@@ -20,6 +20,7 @@ from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, sche
 from sitn_tf import features as F
 from sitn_tf import training
 from sitn_tf.config import TrainingConfig
+from sitn_tf.training import datasets as datasets_lib
 
 SEQ_LEN = 4
 # Unequal files, more than one parse batch (1,024) and a partial last one.
@@ -94,7 +95,7 @@ def _old_filter(rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """One example at a time: clicked, with at least one target history id."""
     kept = [
         i
-        for i in range(len(rows[F.LABEL]))
+        for i in range(len(rows[F.SOURCE_ITEM_IDS]))
         if rows[F.LABEL][i] == 1 and np.any(rows[F.TARGET_ITEM_IDS][i] != 0)
     ]
     return {name: values[kept] for name, values in rows.items()}
@@ -160,44 +161,42 @@ def test_shuffled_pass_keeps_the_same_examples(transformed):
     assert got.tolist() != expected.tolist()  # it did shuffle
 
 
-# Rows per instance in the grouped files: 1-6, so that groups straddle the
-# parse chunk (1,024 rows) and batch boundaries.
-GROUP_FILE_SIZES = (1500, 800)
-
-
-def _grouped_columns(n: int, rng: np.random.Generator, first_id: int):
-    """Columns whose adjacent runs share histories, and each row's run number."""
-    sizes = []
-    while sum(sizes) < n:
-        sizes.append(int(rng.integers(1, 7)))
-    sizes[-1] -= sum(sizes) - n
-    run = np.repeat(np.arange(len(sizes)), sizes)
-    columns = _columns(len(sizes), rng, first_id)
-    columns = {
-        name: (values[run] if name in F.SEQUENCE_FEATURES else None)
-        for name, values in columns.items()
-    }
-    columns[F.ITEM_ID] = np.arange(first_id, first_id + n)
-    columns[F.ITEM_CATEGORY] = rng.integers(1, 9, n)
-    columns[F.LABEL] = (rng.random(n) < 0.3).astype(np.int64)
-    return columns, run
+# Instances of 1-6 rows (a positive and its negatives share histories),
+# each split over two files as a multi-worker Transform writes them: part of
+# its rows in one file, the rest in the other.
+NUM_INSTANCES = 700
 
 
 @pytest.fixture(scope="module")
 def grouped(tmp_path_factory):
-    """(file pattern, TFTransformOutput, per-file (columns, run of each row))."""
+    """(file pattern, TFTransformOutput, rows in a deterministic interleave's order)."""
     root = str(tmp_path_factory.mktemp("grouped"))
     metadata_io.write_metadata(
         dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(SPEC)),
         os.path.join(root, tft.TFTransformOutput.TRANSFORMED_METADATA_DIR),
     )
     rng = np.random.default_rng(11)
-    files, first = [], 1
-    for i, n in enumerate(GROUP_FILE_SIZES):
-        files.append(_grouped_columns(n, rng, first))
-        first += n
-        _write(os.path.join(root, f"train-{i:05d}.gz"), files[-1][0])
-    return os.path.join(root, "train-*.gz"), tft.TFTransformOutput(root), files
+    sizes = rng.integers(1, 7, NUM_INSTANCES)
+    n = int(sizes.sum())
+    instance = np.repeat(np.arange(NUM_INSTANCES), sizes)
+    histories = _columns(NUM_INSTANCES, rng, 1)
+    columns = {name: histories[name][instance] for name in F.SEQUENCE_FEATURES}
+    columns[F.ITEM_ID] = np.arange(1, n + 1)
+    columns[F.ITEM_CATEGORY] = rng.integers(1, 9, n)
+    columns[F.LABEL] = (rng.random(n) < 0.3).astype(np.int64)
+    position = np.arange(n) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    # Alternately the smaller and the larger half first, so the files stay
+    # about equally long (as a balanced multi-worker write).
+    half = np.where(np.arange(NUM_INSTANCES) % 2 == 0, sizes // 2, sizes - sizes // 2)
+    in_first = position < np.repeat(half, sizes)
+    files = [
+        {name: values[part] for name, values in columns.items()} for part in (in_first, ~in_first)
+    ]
+    for i, part in enumerate(files):
+        _write(os.path.join(root, f"train-{i:05d}.gz"), part)
+    order = [(f, row) for row in range(n) for f in range(2) if row < len(files[f][F.LABEL])]
+    rows = {name: np.stack([files[f][name][row] for f, row in order]) for name in SPEC}
+    return os.path.join(root, "train-*.gz"), tft.TFTransformOutput(root), rows
 
 
 def _grouped_dataset(pattern, output, batch_size, *, repeat, shuffle):
@@ -207,53 +206,72 @@ def _grouped_dataset(pattern, output, batch_size, *, repeat, shuffle):
     )  # fmt: skip
 
 
-def _expected_groups(files) -> list[np.ndarray]:
-    """Item ids of each group, in the order a deterministic interleave of the
-    files' groups reads them: runs of equal histories, cut at parse chunks."""
-    per_file = []
-    for columns, run in files:
-        ids = columns[F.ITEM_ID]
-        chunk = np.arange(len(ids)) // 1024
-        cut = np.flatnonzero((np.diff(run) != 0) | (np.diff(chunk) != 0)) + 1
-        per_file.append(np.split(ids, cut))
+def _history_keys(rows) -> list[bytes]:
     return [
-        groups[i] for i in range(max(map(len, per_file))) for groups in per_file if i < len(groups)
+        b"".join(rows[name][i].tobytes() for name in F.SEQUENCE_FEATURES)
+        for i in range(len(rows[F.SOURCE_ITEM_IDS]))
     ]
 
 
-def test_grouped_pass_reads_every_row_once_in_groups(grouped):
-    pattern, output, files = grouped
-    expected = np.concatenate(_expected_groups(files))
+def _grouped_order(rows, block: int) -> np.ndarray:
+    """Row positions after grouping each block of `block` rows: a stable sort
+    on the order in which each history first appears in the block."""
+    keys = _history_keys(rows)
+    order = []
+    for start in range(0, len(keys), block):
+        first = {}
+        numbers = [first.setdefault(k, len(first)) for k in keys[start : start + block]]
+        order += (start + np.argsort(numbers, kind="stable")).tolist()
+    return np.array(order)
+
+
+def _runs(keys) -> int:
+    return 1 + sum(a != b for a, b in zip(keys[:-1], keys[1:], strict=True))
+
+
+def test_history_keys_are_equal_for_equal_histories(grouped):
+    _, _, rows = grouped
+    keys = datasets_lib.history_keys({k: tf.constant(v[:300]) for k, v in rows.items()}).numpy()
+    expected = _history_keys({k: v[:300] for k, v in rows.items()})
+    for i in range(300):
+        for j in range(i):
+            assert (keys[i] == keys[j]) == (expected[i] == expected[j])
+
+
+def test_grouped_pass_reads_every_row_once_with_its_histories_together(grouped):
+    pattern, output, rows = grouped
+    expected = _grouped_order(rows, 1024)
     batches = list(_grouped_dataset(pattern, output, 100, repeat=False, shuffle=False))
     assert [len(y) for _, y in batches[:-1]] == [100] * (len(batches) - 1)
     got = {
-        name: np.concatenate([x[name].numpy() for x, _ in batches])
-        for name in SPEC
-        if name != F.LABEL
+        name: np.concatenate([x[name].numpy() for x, _ in batches]) for name in F.MODEL_ID_FEATURES
     }
-    np.testing.assert_array_equal(got[F.ITEM_ID], expected)
-    # Every row keeps its own features and label.
-    rows = {name: np.concatenate([c[name] for c, _ in files]) for name in SPEC}
-    position = got[F.ITEM_ID] - 1
+    np.testing.assert_array_equal(got[F.ITEM_ID], rows[F.ITEM_ID][expected])
     for name in F.MODEL_ID_FEATURES:
-        np.testing.assert_array_equal(got[name], rows[name][position], err_msg=name)
+        np.testing.assert_array_equal(got[name], rows[name][expected], err_msg=name)
     labels = np.concatenate([y.numpy() for _, y in batches])
-    np.testing.assert_array_equal(labels, rows[F.LABEL][position])
+    np.testing.assert_array_equal(labels, rows[F.LABEL][expected])
+    # The halves of an instance, read from two files, come together: about
+    # one run per instance (a few are cut by block ends), against about two
+    # in reading order.
+    assert _runs(_history_keys(got)) <= 1.05 * NUM_INSTANCES
+    assert _runs(_history_keys(rows)) > 1.5 * NUM_INSTANCES
 
 
-def test_grouped_shuffle_mixes_groups_and_keeps_them_whole(grouped):
-    pattern, output, files = grouped
-    groups = _expected_groups(files)
+def test_grouped_shuffle_mixes_histories_and_keeps_them_together(grouped):
+    pattern, output, rows = grouped
     batches = list(_grouped_dataset(pattern, output, 128, repeat=False, shuffle=True))
-    got = np.concatenate([x[F.ITEM_ID].numpy() for x, _ in batches])
-    assert sorted(got.tolist()) == sorted(np.concatenate(groups).tolist())
-    assert got.tolist() != np.concatenate(groups).tolist()  # it did shuffle
-    where = {item: i for i, item in enumerate(got.tolist())}
-    for group in groups:  # each group's rows stay next to each other, in order
-        start = where[int(group[0])]
-        np.testing.assert_array_equal(got[start : start + len(group)], group)
-    repeated = _grouped_dataset(pattern, output, 128, repeat=True, shuffle=True).take(40)
-    assert {len(y) for _, y in repeated} == {128}
+    got = {
+        name: np.concatenate([x[name].numpy() for x, _ in batches]) for name in F.MODEL_ID_FEATURES
+    }
+    assert sorted(got[F.ITEM_ID].tolist()) == sorted(rows[F.ITEM_ID].tolist())
+    assert got[F.ITEM_ID].tolist() != rows[F.ITEM_ID][_grouped_order(rows, 200)].tolist()
+    keys = _history_keys(got)
+    for start in range(0, len(keys), 200):  # a history is one run per block
+        block = keys[start : start + 200]
+        assert _runs(block) == len(set(block))
+    again = list(_grouped_dataset(pattern, output, 128, repeat=True, shuffle=True).take(40))
+    assert {len(y) for _, y in again} == {128}
 
 
 def test_grouping_and_keep_do_not_combine(grouped):
