@@ -14,6 +14,16 @@ vocabularies):
   is ignored). -> `{"probability": (batch,)}`.
 * `transform_features(examples)`: the transformed features, used by the
   Evaluator (TFMA) for slicing on `target_history_bucket`.
+* `score_candidates(user_id, item_id, item_category, source_item_ids,
+  source_categories, target_item_ids, target_categories,
+  candidate_prior_clicks, candidate_age)`: N candidates for one user's
+  histories in one call. `user_id` is `(1,)`, the histories `(1, None)` as
+  in `serving_raw`, `item_id` and `item_category` `(N,)` strings, the
+  candidates' statistics `(N,)` int64 (or `(1,)` for all N; a negative
+  value is "unknown", so `[-1]` sends none) -> `{"probability": (N,)}`,
+  equal to N `tf.Example`s with the histories repeated. The Transform maps
+  each history item once, and the encoders run once for all N candidates
+  (`SITNRanker.score`).
 
 `user_id` and `item_category` may be omitted from a `tf.Example` (they
 default to `""`); `event_timestamp` is not read. The candidate statistics
@@ -34,6 +44,7 @@ from sitn_tf import features as F
 PROBABILITY = "probability"
 SERVING_RAW = "serving_raw"
 TRANSFORM_FEATURES = "transform_features"
+SCORE_CANDIDATES = "score_candidates"
 
 # Features a client need not send in a tf.Example.
 _OPTIONAL_DEFAULTS = {F.USER_ID: "", F.ITEM_CATEGORY: ""}
@@ -120,12 +131,83 @@ class ServingModule(tf.Module):
             F.TARGET_CATEGORIES: _dense_to_sparse(target_categories, target_present),
         }
         for name in F.CANDIDATE_STAT_FEATURES:
+            if name not in self._spec:
+                continue  # a Transform built without it: absent is unknown already
             # No value for any row: the Transform maps it to bucket 0, unknown.
             raw[name] = _dense_to_sparse(
                 tf.zeros_like(target_item_ids[:, :0], tf.int64),
                 tf.zeros_like(target_item_ids[:, :0], tf.bool),
             )
         return self._predict(raw)
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([1], tf.string, name=F.USER_ID),
+            tf.TensorSpec([None], tf.string, name=F.ITEM_ID),
+            tf.TensorSpec([None], tf.string, name=F.ITEM_CATEGORY),
+            tf.TensorSpec([1, None], tf.string, name=F.SOURCE_ITEM_IDS),
+            tf.TensorSpec([1, None], tf.string, name=F.SOURCE_CATEGORIES),
+            tf.TensorSpec([1, None], tf.string, name=F.TARGET_ITEM_IDS),
+            tf.TensorSpec([1, None], tf.string, name=F.TARGET_CATEGORIES),
+            tf.TensorSpec([None], tf.int64, name=F.CANDIDATE_PRIOR_CLICKS),
+            tf.TensorSpec([None], tf.int64, name=F.CANDIDATE_AGE),
+        ]
+    )
+    def score_candidates(
+        self,
+        user_id,
+        item_id,
+        item_category,
+        source_item_ids,
+        source_categories,
+        target_item_ids,
+        target_categories,
+        candidate_prior_clicks,
+        candidate_age,
+    ):
+        # One Transform call over N + 1 rows: row 0 carries the histories
+        # (and no real candidate), rows 1..N the candidates with empty
+        # histories. The Transform is row-wise, so row 0's histories map as
+        # they would in any row, and each history item is looked up once.
+        count = tf.shape(item_id)[0]
+        rows = count + 1
+        histories = {}
+        for name, values, present in (
+            (F.SOURCE_ITEM_IDS, source_item_ids, tf.not_equal(source_item_ids, "")),
+            (F.SOURCE_CATEGORIES, source_categories, tf.not_equal(source_item_ids, "")),
+            (F.TARGET_ITEM_IDS, target_item_ids, tf.not_equal(target_item_ids, "")),
+            (F.TARGET_CATEGORIES, target_categories, tf.not_equal(target_item_ids, "")),
+        ):
+            kept = tf.boolean_mask(values[0], present[0])
+            lengths = tf.concat([tf.shape(kept, out_type=tf.int64), tf.zeros([count], tf.int64)], 0)
+            histories[name] = tf.RaggedTensor.from_row_lengths(kept, lengths).to_sparse()
+        raw = {
+            F.USER_ID: _raw_scalar_like(self._spec[F.USER_ID], tf.fill([rows], user_id[0])),
+            F.ITEM_ID: _raw_scalar_like(self._spec[F.ITEM_ID], tf.concat([[""], item_id], 0)),
+            F.ITEM_CATEGORY: _raw_scalar_like(
+                self._spec[F.ITEM_CATEGORY], tf.concat([[""], item_category], 0)
+            ),
+            **histories,
+        }
+        for name, values in (
+            (F.CANDIDATE_PRIOR_CLICKS, candidate_prior_clicks),
+            (F.CANDIDATE_AGE, candidate_age),
+        ):
+            if name not in self._spec:
+                continue  # a Transform built without it: absent is unknown already
+            # -1 (or any negative value) is "unknown"; row 0 has no candidate.
+            values = tf.concat([[-1], tf.broadcast_to(values, [count])], 0)
+            raw[name] = _dense_to_sparse(values[:, None], (values >= 0)[:, None])
+        transformed = self.tft_layer(raw)
+        per_candidate = (F.ITEM_ID, F.ITEM_CATEGORY, *F.MODEL_STAT_FEATURES)
+        inputs = {
+            name: transformed[name][1:] if name in per_candidate else transformed[name][:1]
+            for name in F.MODEL_INPUT_FEATURES
+        }
+        probability = self.model.score(
+            inputs, history_index=tf.zeros([count], tf.int32), training=False
+        )
+        return {PROBABILITY: tf.cast(tf.reshape(probability, [-1]), tf.float32)}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def transform_features(self, examples):
@@ -135,11 +217,12 @@ class ServingModule(tf.Module):
 def export_serving_model(
     model: keras.Model, tf_transform_output: tft.TFTransformOutput, export_dir: str
 ) -> None:
-    """Writes the SavedModel with the three signatures above to `export_dir`."""
+    """Writes the SavedModel with the four signatures above to `export_dir`."""
     module = ServingModule(model, tf_transform_output)
     signatures = {
         "serving_default": module.serve_examples.get_concrete_function(),
         SERVING_RAW: module.serve_raw.get_concrete_function(),
         TRANSFORM_FEATURES: module.transform_features.get_concrete_function(),
+        SCORE_CANDIDATES: module.score_candidates.get_concrete_function(),
     }
     tf.saved_model.save(module, export_dir, signatures=signatures)

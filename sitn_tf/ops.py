@@ -52,6 +52,34 @@ def padding_mask(ids):
     return ops.not_equal(ids, ops.zeros((), dtype=ids.dtype))
 
 
+def adjacent_runs(rows):
+    """Runs of adjacent equal rows: which candidates can share one history encoding.
+
+    An instance's positive and its negatives carry identical source and
+    target histories, and the grouped training input keeps them next to
+    each other. Comparing each row with the one before it finds those runs
+    with no hashing and no sort. Rows that are equal but not adjacent stay
+    separate runs, which costs speed, never correctness.
+
+    Args:
+        rows: a list of `(batch, n_i)` integer tensors (None entries are
+            skipped), e.g. the history id and category matrices; two rows are
+            equal when they agree in every tensor.
+
+    Returns:
+        `(starts, index)`: `starts` `(runs,)` int32, the first row of each
+        run (gather the histories with it); `index` `(batch,)` int32, the
+        run each row belongs to.
+    """
+    key = ops.concatenate([ops.cast(r, "int64") for r in rows if r is not None], axis=1)
+    same = ops.all(ops.equal(key[1:], key[:-1]), axis=1)  # (batch - 1,)
+    first = ops.concatenate([ops.ones((1,), "bool"), ops.logical_not(same)], axis=0)
+    first = first[: ops.shape(key)[0]]  # an empty batch has no first row
+    index = ops.cumsum(ops.cast(first, "int32")) - 1
+    starts = ops.cast(ops.nonzero(first)[0], "int32")
+    return starts, index
+
+
 def l2_normalize(x, axis: int = -1):
     """Divides by the L2 norm; an all-zero vector stays zero (no NaN)."""
     squared = ops.sum(ops.square(x), axis=axis, keepdims=True)
@@ -206,6 +234,7 @@ def instance_to_cluster_nce(
 
 __all__ = [
     "SIMILARITIES",
+    "adjacent_runs",
     "info_nce",
     "instance_to_cluster_nce",
     "l2_normalize",

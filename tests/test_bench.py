@@ -92,19 +92,24 @@ def test_flops_by_hand():
     # D=4, L=3, FFN=8. Encoder block: QKV+out 4*(2*3*4*4)=384; scores and
     # values 2*(2*3*3*4)=144; FFN 2*(2*3*4*8)=384 -> 912.
     assert flops_lib.encoder_flops(TINY, 3) == 912
-    # Activation unit per position 2*(16*8 + 8*2 + 2*1)=292, times 3 = 876;
-    # weighted sum 2*3*4 = 24 -> 900.
-    assert flops_lib.target_attention_flops(TINY, 3) == 900
+    # Activation unit per position: key term 2*4*8 = 64, k*v term 64, then
+    # 2*(8*2 + 2*1) = 36 -> 164, times 3 = 492; candidate term 2*4*8 = 64;
+    # weighted sum 2*3*4 = 24 -> 580.
+    assert flops_lib.target_attention_flops(TINY, 3) == 580
     # Head on 3D=12 features: 2*(12*5 + 5*1) = 130.
     assert flops_lib.head_flops(TINY, 12) == 130
-    assert flops_lib.forward_flops("stage2", TINY) == 2 * 912 + 2 * 900 + 130
+    assert flops_lib.forward_flops("stage2", TINY) == 2 * 912 + 2 * 580 + 130
     # DIN: one activation unit + head on 2D=8 features: 2*(8*5+5) = 90.
-    assert flops_lib.forward_flops("din", TINY) == 900 + 90
+    assert flops_lib.forward_flops("din", TINY) == 580 + 90
+    # 4 candidates per history: encoders and the key term once per 4.
+    # Target attention 3*(64/4 + 64 + 36) + 64 + 24 = 436.
+    grouped = flops_lib.forward_flops("stage2", TINY, candidates_per_history=4)
+    assert grouped == pytest.approx(2 * 912 / 4 + 2 * 436 + 130)
     # Stage 1 at batch 6: InfoNCE 4*6*4 = 96; per K and domain 8*K*4 + 2*4 +
     # multi-view 2*(8*6 + 6*4) = 144 -> K=2: 64+8+144=216, K=5: 160+8+144=312,
     # both domains: 2*(216+312) = 1056.
     assert flops_lib.forward_flops("stage1", TINY, batch_size=6) == 2 * 912 + 96 + 1056
-    assert flops_lib.train_flops("din", TINY) == 3 * 990
+    assert flops_lib.train_flops("din", TINY) == 3 * 670
     with pytest.raises(ValueError, match="must be one of"):
         flops_lib.forward_flops("bert", TINY)
 
@@ -454,10 +459,17 @@ def test_quick_run_writes_positive_figures(kind, workdir):
             assert len(r["examples_per_second"]) >= 3
             assert all(v > 0 for v in r["examples_per_second"])
         assert report["ratios"]["sitn_over_din"][0]["ratio"] > 0
+        for r in report["results"]:
+            if r["model"] in ("stage2", "din"):  # the grouped input shares histories
+                assert r["candidates_per_history"] > 1
     if kind == "serve":
         latency = report["results"][0]
         assert 0 < latency["p50_ms"] <= latency["p95_ms"] <= latency["p99_ms"]
         assert [r["batch_size"] for r in report["results"][1:]] == [64, 512]
+        assert [r["candidates"] for r in report["candidates"]] == [1, 10]
+        for r in report["candidates"]:
+            assert 0 < r["p50_ms"] <= r["p99_ms"]
+            assert r["candidates_per_second"] > 0 and r["single_calls_candidates_per_second"] > 0
     if kind == "data":
         assert [r["input"] for r in report["results"]] == ["synthetic-x1", "synthetic-x2"]
         assert report["results"][1]["rows"] > report["results"][0]["rows"]

@@ -74,6 +74,16 @@ class DIN(CTRModel):
         self.built = True
 
     def call(self, inputs, training=None):
+        return self.score(inputs, training=training)
+
+    def score(self, inputs, history_index=None, training=None):
+        """Scores candidates, embedding each distinct target history once.
+
+        As `SITNRanker.score`: without `history_index`, adjacent rows with
+        the same target history share its embedding; with it, the history
+        features are `(histories, seq_len)` and candidate `i` reads row
+        `history_index[i]`. Returns `(batch,)` probabilities.
+        """
         cfg = self.config
         with_categories = cfg.num_categories > 0
         candidate, candidate_category = _inputs.get_ids(
@@ -85,9 +95,15 @@ class DIN(CTRModel):
             "DIN",
             cfg.max_seq_len,
         )
+        if history_index is None:
+            starts, history_index = sitn_ops.adjacent_runs([ids, categories])
+            ids = ops.take(ids, starts, axis=0)
+            if categories is not None:
+                categories = ops.take(categories, starts, axis=0)
         history = self.embedding(ids, categories, training=training)
         v = self.embedding.embed_items(candidate, candidate_category)
-        u = self.attention(v, history, mask=sitn_ops.padding_mask(ids))
+        mask = ops.take(sitn_ops.padding_mask(ids), history_index, axis=0)
+        u = self.attention(v, history, mask=mask, key_index=history_index)
         parts = [u, v]
         if self.statistics is not None:
             stats = _inputs.statistic_ids(inputs, candidate, "DIN")

@@ -101,19 +101,53 @@ class SITNRanker(CTRModel):
         return ops.less(self.optimizer.iterations, steps)
 
     def call(self, inputs, training=None):
+        return self.score(inputs, training=training)
+
+    def score(self, inputs, history_index=None, training=None):
+        """Scores candidates, encoding each distinct history once.
+
+        With `history_index=None`, `inputs` is a plain batch: one row per
+        candidate, histories `(batch, seq_len)`. Adjacent rows with the same
+        histories (an instance's positive and its negatives, kept together
+        by the grouped training input) are encoded once
+        (`sitn_tf.ops.adjacent_runs`); any other batch gives the same outputs,
+        only without the saving.
+
+        With `history_index` `(batch,)` int, the histories in `inputs` are
+        `(histories, seq_len)` and candidate `i` reads history row
+        `history_index[i]`: e.g. one user's histories and N candidates
+        (`pipelines.serving`'s `score_candidates`).
+
+        Eqs. 8-9 stay per candidate: `Z^s`, `Z^t` of shape `(histories,
+        seq_len, D)` are read per candidate by the target attention, and
+        the head and the loss see one row per candidate. In training, the
+        candidates of one history share its dropout mask.
+
+        Returns:
+            `(batch,)` click probabilities.
+        """
         cfg = self.config
         name = "SITNRanker"
         candidate, candidate_category = _inputs.get_ids(
             inputs, _inputs.candidate_features(cfg), name, None
         )
-        sequences = {}
-        for domain, names in _inputs.sequence_features(cfg).items():
-            ids, categories = _inputs.get_ids(inputs, names, name, cfg.max_seq_len)
-            encoder = self.source_encoder if domain == "source" else self.target_encoder
-            sequences[domain] = (
-                encoder(ids, categories, training=training),
-                sitn_ops.padding_mask(ids),
+        histories = {
+            domain: _inputs.get_ids(inputs, names, name, cfg.max_seq_len)
+            for domain, names in _inputs.sequence_features(cfg).items()
+        }
+        if history_index is None:
+            starts, history_index = sitn_ops.adjacent_runs(
+                [t for pair in histories.values() for t in pair]
             )
+            histories = {
+                domain: tuple(None if t is None else ops.take(t, starts, axis=0) for t in pair)
+                for domain, pair in histories.items()
+            }
+        sequences = {}
+        for domain, (ids, categories) in histories.items():
+            encoder = self.source_encoder if domain == "source" else self.target_encoder
+            mask = ops.take(sitn_ops.padding_mask(ids), history_index, axis=0)  # (batch, L)
+            sequences[domain] = (encoder(ids, categories, training=training), mask)
         v = self.target_encoder.embed_items(candidate, candidate_category)
 
         frozen = self.encoders_frozen()
@@ -127,8 +161,8 @@ class SITNRanker(CTRModel):
 
         z_s, mask_s = sequences["source"]
         z_t, mask_t = sequences["target"]
-        u_s = self.source_attention(v, z_s, mask=mask_s)
-        u_t = self.target_attention(v, z_t, mask=mask_t)
+        u_s = self.source_attention(v, z_s, mask=mask_s, key_index=history_index)
+        u_t = self.target_attention(v, z_t, mask=mask_t, key_index=history_index)
         parts = [u_s, u_t, v]
         if self.statistics is not None:
             stats = _inputs.statistic_ids(inputs, candidate, name)

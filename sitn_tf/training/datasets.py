@@ -36,6 +36,16 @@ def pretraining_pair(x: dict[str, tf.Tensor]) -> tf.Tensor:
 
 # Records parsed (and filtered) per `parse_example` call when `keep` is given.
 _FILTER_PARSE_BATCH = 1024
+# Records grouped per call in eval (train groups `shuffle_buffer` records).
+# A group cut by a block boundary becomes two: it loses its sharing.
+_GROUP_PARSE_BATCH = 1024
+# The features whose equality makes rows one group (those the models encode).
+_HISTORY_FEATURES = (
+    F.SOURCE_ITEM_IDS,
+    F.SOURCE_CATEGORIES,
+    F.TARGET_ITEM_IDS,
+    F.TARGET_CATEGORIES,
+)
 
 
 def _files(file_patterns: Sequence[str] | str) -> list[str]:
@@ -57,6 +67,7 @@ def transformed_dataset(
     keep: Callable[[dict[str, tf.Tensor]], tf.Tensor] | None = None,
     with_label: bool = True,
     shuffle_buffer: int = 10_000,
+    group_histories: bool = False,
 ) -> tf.data.Dataset:
     """Batches of model inputs, `(features, label)` or `features` only.
 
@@ -68,9 +79,34 @@ def transformed_dataset(
     one shorter unless `repeat`), exactly what filtering one example at a
     time would give, without a per-example op. Only the model inputs
     (`features.MODEL_INPUT_FEATURES`) and the label are kept.
+
+    `group_histories` (stage 2 and DIN): the rows of one instance, a
+    positive and its negatives, carry the same histories. Rows are read as
+    without grouping (files shuffled, then interleaved), in blocks of
+    `shuffle_buffer` rows (train) or 1,024 (eval); within a block, rows
+    with equal histories (`history_keys`) are put next to each other, and
+    the histories come in a random order (train) or in order of first
+    appearance (eval). Batches of `batch_size` rows are then cut from the
+    stream of blocks, so a batch holds whole groups except at its two ends,
+    and the models encode each run of equal histories once
+    (`SITNRanker.score`). This holds whether the Transform wrote an
+    instance's rows next to each other or spread them over its output files
+    (as a multi-worker run does), as long as they fall in one block. Every
+    row is still read exactly once per pass, with its own label; the
+    shuffle permutes whole histories within blocks of `shuffle_buffer`
+    rows, where the per-example stream shuffles rows through a buffer of
+    that size, so users mix as widely.
     """
+    if group_histories and keep is not None:
+        raise ValueError("`group_histories` and `keep` cannot be combined")
     spec = tf_transform_output.transformed_feature_spec()
     files = _files(file_patterns)
+    wanted = (*F.MODEL_INPUT_FEATURES, F.LABEL) if with_label else F.MODEL_INPUT_FEATURES
+    if group_histories:
+        return _grouped_dataset(
+            files, spec, wanted, batch_size, shuffle=shuffle, seed=seed, repeat=repeat,
+            with_label=with_label, shuffle_buffer=shuffle_buffer,
+        )  # fmt: skip
     ds = tf.data.Dataset.from_tensor_slices(files)
     if shuffle:
         ds = ds.shuffle(len(files), seed=seed)
@@ -84,7 +120,6 @@ def transformed_dataset(
         ds = ds.repeat()
     if shuffle:
         ds = ds.shuffle(shuffle_buffer, seed=seed)
-    wanted = (*F.MODEL_INPUT_FEATURES, F.LABEL) if with_label else F.MODEL_INPUT_FEATURES
     if keep is not None:
 
         def parse_and_filter(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -110,11 +145,76 @@ def transformed_dataset(
             lambda x: tf.io.parse_example(x, spec), num_parallel_calls=tf.data.AUTOTUNE
         )
 
+    return ds.map(_selector(with_label)).prefetch(tf.data.AUTOTUNE)
+
+
+def _selector(with_label: bool):
     def select(x):
         inputs = {name: x[name] for name in F.MODEL_INPUT_FEATURES}
         return (inputs, x[F.LABEL]) if with_label else inputs
 
-    return ds.map(select).prefetch(tf.data.AUTOTUNE)
+    return select
+
+
+def history_keys(parsed: dict[str, tf.Tensor]) -> tf.Tensor:
+    """`(batch,)` int64 fingerprint of each row's histories (`_HISTORY_FEATURES`).
+
+    Equal histories give equal keys; two different histories may collide,
+    which only puts them next to each other: the models compare the rows
+    themselves (`sitn_tf.ops.adjacent_runs`).
+    """
+    rows = tf.concat([tf.cast(parsed[name], tf.int64) for name in _HISTORY_FEATURES], axis=1)
+    return tf.bitcast(tf.fingerprint(rows), tf.int64)  # (batch, 8) uint8 -> (batch,)
+
+
+def _grouped_dataset(
+    files: list[str],
+    spec: dict,
+    wanted: tuple[str, ...],
+    batch_size: int,
+    *,
+    shuffle: bool,
+    seed: int,
+    repeat: bool,
+    with_label: bool,
+    shuffle_buffer: int,
+) -> tf.data.Dataset:
+    """`transformed_dataset(group_histories=True)`: see there."""
+    # Shuffling permutes whole blocks of `shuffle_buffer` rows (as many as
+    # the per-example shuffle buffer holds); eval keeps parse batches.
+    block = max(1, shuffle_buffer) if shuffle else _GROUP_PARSE_BATCH
+
+    def grouped_block(index: tf.Tensor, serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+        parsed = tf.io.parse_example(serialized, spec)
+        # `first` numbers the distinct histories in order of first appearance.
+        keys, first = tf.unique(history_keys(parsed), out_idx=tf.int64)
+        if shuffle:
+            # A random order of the histories, from the seed and the block's
+            # number: reproducible, and different in every block and epoch.
+            draw = tf.random.stateless_uniform(tf.shape(keys), seed=tf.stack([seed, index]))
+            first = tf.gather(tf.argsort(tf.argsort(draw)), first)
+        # A stable sort on the history's number: rows of one history become
+        # adjacent, in reading order; histories come in order of first
+        # appearance (eval) or in a random order (train).
+        order = tf.argsort(first, stable=True)
+        return {name: tf.gather(parsed[name], order) for name in wanted}
+
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle:
+        ds = ds.shuffle(len(files), seed=seed)
+    ds = ds.interleave(
+        lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP"),
+        cycle_length=min(4, len(files)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=not shuffle,
+    )
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.batch(block).enumerate().map(grouped_block, num_parallel_calls=tf.data.AUTOTUNE)
+    # Cutting fixed-size batches from the stream of blocks keeps the groups'
+    # rows adjacent within each batch (a group is cut only at a batch's ends).
+    ds = ds.rebatch(batch_size, drop_remainder=repeat)
+    return ds.map(_selector(with_label)).prefetch(tf.data.AUTOTUNE)
 
 
 def stage_datasets(
@@ -128,6 +228,8 @@ def stage_datasets(
 
     Train repeats and shuffles (seeded by `training.seed`); eval is one pass
     in reading order. Stage 1 keeps `pretraining_pair` rows and no label.
+    Stage 2 reads an instance's candidates as one group
+    (`transformed_dataset(group_histories=True)`), in train and eval.
     """
     if stage not in (PRETRAIN, FINETUNE):
         raise ValueError(f"`stage` must be {PRETRAIN!r} or {FINETUNE!r}, got {stage!r}")
@@ -148,6 +250,7 @@ def stage_datasets(
             keep=pretraining_pair if pretrain else None,
             with_label=not pretrain,
             shuffle_buffer=training.shuffle_buffer,
+            group_histories=not pretrain,
         )
 
     return dataset(train_files, shuffle=True), dataset(eval_files, shuffle=False)

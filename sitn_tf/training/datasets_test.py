@@ -20,6 +20,7 @@ from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, sche
 from sitn_tf import features as F
 from sitn_tf import training
 from sitn_tf.config import TrainingConfig
+from sitn_tf.training import datasets as datasets_lib
 
 SEQ_LEN = 4
 # Unequal files, more than one parse batch (1,024) and a partial last one.
@@ -97,7 +98,7 @@ def _old_filter(rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """One example at a time: clicked, with at least one target history id."""
     kept = [
         i
-        for i in range(len(rows[F.LABEL]))
+        for i in range(len(rows[F.SOURCE_ITEM_IDS]))
         if rows[F.LABEL][i] == 1 and np.any(rows[F.TARGET_ITEM_IDS][i] != 0)
     ]
     return {name: values[kept] for name, values in rows.items()}
@@ -161,6 +162,132 @@ def test_shuffled_pass_keeps_the_same_examples(transformed):
     got = np.concatenate([b[F.ITEM_ID].numpy() for b in batches])
     assert sorted(got.tolist()) == sorted(expected.tolist())
     assert got.tolist() != expected.tolist()  # it did shuffle
+
+
+# Instances of 1-6 rows (a positive and its negatives share histories),
+# each split over two files as a multi-worker Transform writes them: part of
+# its rows in one file, the rest in the other.
+NUM_INSTANCES = 700
+
+
+@pytest.fixture(scope="module")
+def grouped(tmp_path_factory):
+    """(file pattern, TFTransformOutput, rows in a deterministic interleave's order)."""
+    root = str(tmp_path_factory.mktemp("grouped"))
+    metadata_io.write_metadata(
+        dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(SPEC)),
+        os.path.join(root, tft.TFTransformOutput.TRANSFORMED_METADATA_DIR),
+    )
+    rng = np.random.default_rng(11)
+    sizes = rng.integers(1, 7, NUM_INSTANCES)
+    n = int(sizes.sum())
+    instance = np.repeat(np.arange(NUM_INSTANCES), sizes)
+    histories = _columns(NUM_INSTANCES, rng, 1)
+    columns = {name: histories[name][instance] for name in F.SEQUENCE_FEATURES}
+    columns[F.ITEM_ID] = np.arange(1, n + 1)
+    columns[F.ITEM_CATEGORY] = rng.integers(1, 9, n)
+    columns[F.LABEL] = (rng.random(n) < 0.3).astype(np.int64)
+    columns[F.CANDIDATE_CLICKS_BUCKET] = rng.integers(0, 24, n)
+    columns[F.CANDIDATE_AGE_BUCKET] = rng.integers(0, 40, n)
+    position = np.arange(n) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    # Alternately the smaller and the larger half first, so the files stay
+    # about equally long (as a balanced multi-worker write).
+    half = np.where(np.arange(NUM_INSTANCES) % 2 == 0, sizes // 2, sizes - sizes // 2)
+    in_first = position < np.repeat(half, sizes)
+    files = [
+        {name: values[part] for name, values in columns.items()} for part in (in_first, ~in_first)
+    ]
+    for i, part in enumerate(files):
+        _write(os.path.join(root, f"train-{i:05d}.gz"), part)
+    order = [(f, row) for row in range(n) for f in range(2) if row < len(files[f][F.LABEL])]
+    rows = {name: np.stack([files[f][name][row] for f, row in order]) for name in SPEC}
+    return os.path.join(root, "train-*.gz"), tft.TFTransformOutput(root), rows
+
+
+def _grouped_dataset(pattern, output, batch_size, *, repeat, shuffle):
+    return training.transformed_dataset(
+        pattern, output, batch_size, shuffle=shuffle, seed=5, repeat=repeat,
+        shuffle_buffer=200, group_histories=True,
+    )  # fmt: skip
+
+
+def _history_keys(rows) -> list[bytes]:
+    return [
+        b"".join(rows[name][i].tobytes() for name in F.SEQUENCE_FEATURES)
+        for i in range(len(rows[F.SOURCE_ITEM_IDS]))
+    ]
+
+
+def _grouped_order(rows, block: int) -> np.ndarray:
+    """Row positions after grouping each block of `block` rows: a stable sort
+    on the order in which each history first appears in the block."""
+    keys = _history_keys(rows)
+    order = []
+    for start in range(0, len(keys), block):
+        first = {}
+        numbers = [first.setdefault(k, len(first)) for k in keys[start : start + block]]
+        order += (start + np.argsort(numbers, kind="stable")).tolist()
+    return np.array(order)
+
+
+def _runs(keys) -> int:
+    return 1 + sum(a != b for a, b in zip(keys[:-1], keys[1:], strict=True))
+
+
+def test_history_keys_are_equal_for_equal_histories(grouped):
+    _, _, rows = grouped
+    keys = datasets_lib.history_keys({k: tf.constant(v[:300]) for k, v in rows.items()}).numpy()
+    expected = _history_keys({k: v[:300] for k, v in rows.items()})
+    for i in range(300):
+        for j in range(i):
+            assert (keys[i] == keys[j]) == (expected[i] == expected[j])
+
+
+def test_grouped_pass_reads_every_row_once_with_its_histories_together(grouped):
+    pattern, output, rows = grouped
+    expected = _grouped_order(rows, 1024)
+    batches = list(_grouped_dataset(pattern, output, 100, repeat=False, shuffle=False))
+    assert [len(y) for _, y in batches[:-1]] == [100] * (len(batches) - 1)
+    got = {
+        name: np.concatenate([x[name].numpy() for x, _ in batches])
+        for name in F.MODEL_INPUT_FEATURES
+    }
+    np.testing.assert_array_equal(got[F.ITEM_ID], rows[F.ITEM_ID][expected])
+    for name in F.MODEL_INPUT_FEATURES:
+        np.testing.assert_array_equal(got[name], rows[name][expected], err_msg=name)
+    labels = np.concatenate([y.numpy() for _, y in batches])
+    np.testing.assert_array_equal(labels, rows[F.LABEL][expected])
+    # The halves of an instance, read from two files, come together: about
+    # one run per instance (a few are cut by block ends), against about two
+    # in reading order.
+    assert _runs(_history_keys(got)) <= 1.05 * NUM_INSTANCES
+    assert _runs(_history_keys(rows)) > 1.5 * NUM_INSTANCES
+
+
+def test_grouped_shuffle_mixes_histories_and_keeps_them_together(grouped):
+    pattern, output, rows = grouped
+    batches = list(_grouped_dataset(pattern, output, 128, repeat=False, shuffle=True))
+    got = {
+        name: np.concatenate([x[name].numpy() for x, _ in batches])
+        for name in F.MODEL_INPUT_FEATURES
+    }
+    assert sorted(got[F.ITEM_ID].tolist()) == sorted(rows[F.ITEM_ID].tolist())
+    assert got[F.ITEM_ID].tolist() != rows[F.ITEM_ID][_grouped_order(rows, 200)].tolist()
+    keys = _history_keys(got)
+    for start in range(0, len(keys), 200):  # a history is one run per block
+        block = keys[start : start + 200]
+        assert _runs(block) == len(set(block))
+    again = list(_grouped_dataset(pattern, output, 128, repeat=True, shuffle=True).take(40))
+    assert {len(y) for _, y in again} == {128}
+
+
+def test_grouping_and_keep_do_not_combine(grouped):
+    pattern, output, _ = grouped
+    with pytest.raises(ValueError, match="group_histories"):
+        training.transformed_dataset(
+            pattern, output, 8, shuffle=False, seed=0, repeat=False,
+            keep=training.pretraining_pair, group_histories=True,
+        )  # fmt: skip
 
 
 def test_keep_must_return_a_batch_mask(transformed):

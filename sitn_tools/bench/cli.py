@@ -178,6 +178,11 @@ def register(groups: Any) -> None:
     serve.add_argument(
         "--latency_calls", type=_positive_int, help="Batch-1 calls for percentiles (1000)."
     )
+    serve.add_argument(
+        "--candidates",
+        type=_ints,
+        help="Candidates per user for the 1 user x N table (default 1,10,100,500; quick: 1,10).",
+    )
     serve.set_defaults(run=_runner("serve"), user_errors=(FileNotFoundError, ValueError))
 
     data = commands.add_parser(

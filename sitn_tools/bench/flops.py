@@ -10,13 +10,20 @@ products per forward product: gradients of inputs and of weights), the usual
 convention for dense models.
 
 With `D = embedding_dim`, `L = max_seq_len`, `F = 2 D` (the encoder's FFN
-width) and `B` the batch size:
+width), `B` the batch size and `g` the candidates per distinct history in a
+batch (stage 2 and DIN encode each run of equal histories once,
+`sitn_tf.ops.adjacent_runs`; `g = 1` when no two adjacent rows share
+histories, about 5 with the grouped training input). Counts are per
+candidate, so the encoders' share is divided by `g`:
 
 * encoder (Eq. 1), per self-attention block:
   `8 L D^2` (Q, K, V and output projections) + `4 L^2 D` (scores and
   weighted values, summed over heads) + `4 L D F` (FFN);
-* target attention (DIN activation unit over `[k, v, k - v, k * v]`):
-  `2 L (4D a_1 + a_1 a_2 + ... + a_n)` + `2 L D` (weighted sum);
+* target attention (DIN activation unit over `[k, v, k - v, k * v]`, its
+  first layer split as `TargetAttention` computes it): per candidate
+  `2 L (D a_1 / g + D a_1 + a_1 a_2 + ... + a_n)` (the key term once per
+  history, the `k * v` term per position) + `2 D a_1` (the candidate term)
+  + `2 L D` (weighted sum);
 * head MLP on `in` features: `2 (in m_1 + m_1 m_2 + ... + m_n)`;
 * stage 1, per example: `4 B D` for the two InfoNCE similarity matrices
   (Eqs. 3-4) and, per granularity `K` and domain, `8 K D` (assignment
@@ -48,9 +55,12 @@ def encoder_flops(config, seq_len: int) -> int:
     return config.num_layers * per_block
 
 
-def target_attention_flops(config, seq_len: int) -> int:
+def target_attention_flops(config, seq_len: int, candidates_per_history: float = 1) -> float:
     d = config.embedding_dim
-    return seq_len * _chain((4 * d, *config.attention_units, 1)) + 2 * seq_len * d
+    first, *_ = config.attention_units
+    per_position = 2 * d * first / candidates_per_history + 2 * d * first
+    per_position += _chain((*config.attention_units, 1))
+    return seq_len * per_position + 2 * d * first + 2 * seq_len * d
 
 
 def head_flops(config, inputs: int) -> int:
@@ -72,23 +82,47 @@ def stage1_extra_flops(config, batch_size: int) -> int:
     return total
 
 
-def forward_flops(model: str, config, *, seq_len: int | None = None, batch_size: int = 1) -> int:
-    """Forward FLOPs per example of `model` ("stage1", "stage2" or "din")."""
+def forward_flops(
+    model: str,
+    config,
+    *,
+    seq_len: int | None = None,
+    batch_size: int = 1,
+    candidates_per_history: float = 1,
+) -> float:
+    """Forward FLOPs per example (candidate) of `model` ("stage1", "stage2" or "din").
+
+    `candidates_per_history` is `g` above (stage 2 and DIN only).
+    """
     length = config.max_seq_len if seq_len is None else seq_len
     d = config.embedding_dim
+    g = candidates_per_history
     if model == STAGE1:
         return 2 * encoder_flops(config, length) + stage1_extra_flops(config, batch_size)
     if model == STAGE2:
         return (
-            2 * encoder_flops(config, length)
-            + 2 * target_attention_flops(config, length)
+            2 * encoder_flops(config, length) / g
+            + 2 * target_attention_flops(config, length, g)
             + head_flops(config, 3 * d)
         )
     if model == DIN:
-        return target_attention_flops(config, length) + head_flops(config, 2 * d)
+        return target_attention_flops(config, length, g) + head_flops(config, 2 * d)
     raise ValueError(f"`model` must be one of {MODELS}, got {model!r}")
 
 
-def train_flops(model: str, config, *, seq_len: int | None = None, batch_size: int = 1) -> int:
-    """FLOPs per example of one training step (forward + backward)."""
-    return TRAIN_FACTOR * forward_flops(model, config, seq_len=seq_len, batch_size=batch_size)
+def train_flops(
+    model: str,
+    config,
+    *,
+    seq_len: int | None = None,
+    batch_size: int = 1,
+    candidates_per_history: float = 1,
+) -> float:
+    """FLOPs per example (candidate) of one training step (forward + backward)."""
+    return TRAIN_FACTOR * forward_flops(
+        model,
+        config,
+        seq_len=seq_len,
+        batch_size=batch_size,
+        candidates_per_history=candidates_per_history,
+    )

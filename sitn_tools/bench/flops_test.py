@@ -197,6 +197,13 @@ def _weightless_flops(model, config: SITNConfig, batch_size: int) -> int:
             total += 2 * length * length * (heads * key_dim + value_heads * value_dim)
         elif isinstance(layer, TargetAttention):
             total += 2 * length * dim  # weighted sum of the L keys
+            # The activation unit's first kernel `(4 D, a_1)` is applied in
+            # three parts (`TargetAttention`): keys `(L, D) x (D, a_1)` once
+            # per history (every row of `random_batch` has its own), `k * v`
+            # `(L, D) x (D, a_1)`, and the candidate `(D, a_1)` once.
+            inner, outer = layer.activation_unit.dense_layers[0].kernel.shape
+            part = 2 * (inner // 4) * outer
+            total += 2 * length * part + part
         elif isinstance(layer, InterestClusters):
             # New clusters U (Eq. 5), top-k scores against U (Eq. 6), cluster
             # negatives against U and the positive score (Eq. 7).
@@ -216,6 +223,10 @@ def _count(model, config: SITNConfig, batch_size: int = BATCH) -> int:
         if isinstance(model, SITNPretrainer):
             model.compute_ssl_losses(outputs, training=False)
     total, applied = 0, set()
+    # Applied by `TargetAttention` through its parts (counted in `_weightless_flops`).
+    for layer in _layers(model):
+        if isinstance(layer, TargetAttention):
+            applied.add(id(layer.activation_unit.dense_layers[0].kernel))
     for layer, input_shape in applications:
         assert id(_kernel(layer)) in kernels, f"{_kernel(layer).path} is not in model.weights"
         applied.add(id(_kernel(layer)))

@@ -14,7 +14,11 @@ They are serialized by the converter's own `Instance.to_example`.
 
 Figures: batch-1 latency percentiles (p50/p95/p99 over `--latency_calls`
 calls, plus each window's p50), and examples/s at each throughput batch size
-(median of timed windows). Calls go through the loaded signature in this
+(median of timed windows). Then one user x N candidates (`--candidates`,
+default 1, 10, 100, 500): the `score_candidates` signature, one call per
+request with full-length histories, p50/p99 latency and candidates/s (N over
+the p50), against the same N candidates as N single-candidate calls of
+`serving_default` (for N <= 100; total time per N calls). Calls go through the loaded signature in this
 process, i.e. without the RPC and batching layers of TF Serving.
 """
 
@@ -39,6 +43,9 @@ FULL = {
     "request_pool": 2048,
     # What pipelines/configs/amazon_books_movies.yaml and the default run use.
     "max_seq_len": 50,
+    "candidates": (1, 10, 100, 500),
+    "candidate_calls": 200,
+    "single_call_repeats": 20,
 }
 QUICK = {
     "batch_sizes": (64, 512),
@@ -49,8 +56,14 @@ QUICK = {
     "items_per_domain": 300,
     "request_pool": 512,
     "max_seq_len": 16,  # shares the quick train run's Transform output
+    "candidates": (1, 10),
+    "candidate_calls": 10,
+    "single_call_repeats": 2,
 }
+# N single-candidate calls are timed up to this N (beyond, they only take long).
+MAX_SINGLE_CALLS = 100
 LATENCY_WARMUP = 20
+SCORE_CANDIDATES = "score_candidates"  # pipelines.serving.SCORE_CANDIDATES
 
 
 def item_pools(pattern: str, limit_records: int = 20_000) -> dict[str, list[tuple[str, str]]]:
@@ -125,7 +138,7 @@ def _model_seq_len(model_dir: str) -> int | None:
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     base = dict(QUICK if args.quick else FULL)
-    for key in ("batch_sizes", "windows", "window_seconds", "latency_calls"):
+    for key in ("batch_sizes", "windows", "window_seconds", "latency_calls", "candidates"):
         value = getattr(args, key, None)
         if value is not None:
             base[key] = tuple(value) if isinstance(value, list) else value
@@ -184,6 +197,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "signature": "serving_default",
         },
     )
+    report["candidates"] = []
     pools = item_pools(examples)
     requests = make_requests(pools, settings["request_pool"], max_seq_len)
     report["config"]["request_bytes_mean"] = sum(map(len, requests)) / len(requests)
@@ -203,6 +217,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         report["results"].append(_latency(call, sync, requests, settings))
         for batch_size in settings["batch_sizes"]:
             report["results"].append(_throughput(call, sync, requests, batch_size, settings))
+        if SCORE_CANDIDATES in loaded.signatures:
+            score = loaded.signatures[SCORE_CANDIDATES]
+            for count in settings["candidates"]:
+                report["candidates"].append(
+                    _one_user(score, call, sync, pools, count, max_seq_len, settings)
+                )
+        else:
+            report["candidates_skipped"] = f"{model_dir} has no {SCORE_CANDIDATES} signature"
     report["peak_rss_bytes"] = rss.peak_bytes
     common.finish_report(report, args.output)
     print(format_results(report))
@@ -279,6 +301,100 @@ def _throughput(
     }
 
 
+def _one_user(
+    score, call, sync, pools, count: int, max_seq_len: int, settings: dict[str, Any]
+) -> dict[str, Any]:
+    """One user's full-length histories and `count` candidates, scored by
+    `score_candidates` in one call, and (up to `MAX_SINGLE_CALLS`) by `count`
+    single-candidate calls of `serving_default`."""
+    import numpy as np
+    import tensorflow as tf
+
+    from sitn_tf import features as F
+
+    rng = np.random.default_rng(count)
+    source, target = pools["source"], pools["target"]
+    src = [source[j] for j in rng.integers(0, len(source), max_seq_len)]
+    tgt = [target[j] for j in rng.integers(0, len(target), max_seq_len)]
+    candidates = [target[j] for j in rng.integers(0, len(target), count)]
+    # Realistic statistics: every candidate seen before, at some age.
+    clicks = rng.integers(1, 1000, count)
+    ages = rng.integers(1, 10**8, count)
+    request = {
+        F.USER_ID: tf.constant(["bench-user"]),
+        F.ITEM_ID: tf.constant([c[0] for c in candidates]),
+        F.ITEM_CATEGORY: tf.constant([c[1] for c in candidates]),
+        F.SOURCE_ITEM_IDS: tf.constant([[x[0] for x in src]]),
+        F.SOURCE_CATEGORIES: tf.constant([[x[1] for x in src]]),
+        F.TARGET_ITEM_IDS: tf.constant([[x[0] for x in tgt]]),
+        F.TARGET_CATEGORIES: tf.constant([[x[1] for x in tgt]]),
+        F.CANDIDATE_PRIOR_CLICKS: tf.constant(clicks, tf.int64),
+        F.CANDIDATE_AGE: tf.constant(ages, tf.int64),
+    }
+
+    def timed(run, calls: int) -> list[float]:
+        for _ in range(min(LATENCY_WARMUP, max(calls, 3))):
+            run()
+        out = []
+        for _ in range(calls):
+            start = time.perf_counter()
+            run()
+            out.append((time.perf_counter() - start) * 1000.0)
+        return out
+
+    grouped = timed(lambda: sync(score(**request)), settings["candidate_calls"])
+    p50 = common.percentile(grouped, 50)
+    result = {
+        "candidates": count,
+        "calls": len(grouped),
+        "p50_ms": p50,
+        "p99_ms": common.percentile(grouped, 99),
+        "candidates_per_second": 1000.0 * count / p50,
+    }
+    if count <= MAX_SINGLE_CALLS:
+        from sitn_tf.data.instances import Instance
+
+        singles = [
+            tf.constant(
+                [
+                    Instance(
+                        split="test",
+                        user_id="bench-user",
+                        item_id=c[0],
+                        item_category=c[1],
+                        source_items=tuple(x[0] for x in src),
+                        source_categories=tuple(x[1] for x in src),
+                        target_items=tuple(x[0] for x in tgt),
+                        target_categories=tuple(x[1] for x in tgt),
+                        label=0,
+                        event_timestamp=0,
+                        order=i,
+                        candidate_prior_clicks=int(clicks[i]),
+                        candidate_seen=1,
+                        candidate_age=int(ages[i]),
+                    ).to_example()
+                ]
+            )
+            for i, c in enumerate(candidates)
+        ]
+
+        def one_by_one():
+            for single in singles:
+                sync(call(single))
+
+        sequential = timed(one_by_one, settings["single_call_repeats"])
+        single_p50 = common.percentile(sequential, 50)
+        result.update(
+            {
+                "single_calls_p50_ms": single_p50,
+                "single_calls_p99_ms": common.percentile(sequential, 99),
+                "single_calls_candidates_per_second": 1000.0 * count / single_p50,
+                "speedup_over_single_calls": single_p50 / p50,
+            }
+        )
+    return result
+
+
 def format_results(report: dict[str, Any]) -> str:
     rows = []
     for r in report["results"]:
@@ -297,4 +413,28 @@ def format_results(report: dict[str, Any]) -> str:
     table = common.format_table(
         ["batch", "measure", "p50 ms (or ms/batch)", "p95 ms", "p99 ms", "examples/s"], rows
     )
-    return header + "\n" + table
+    text = header + "\n" + table
+    if report.get("candidates"):
+        rows = [
+            [
+                r["candidates"],
+                r["p50_ms"],
+                r["p99_ms"],
+                r["candidates_per_second"],
+                r.get("single_calls_p50_ms", "-"),
+                r.get("single_calls_candidates_per_second", "-"),
+                r.get("speedup_over_single_calls", "-"),
+            ]
+            for r in report["candidates"]
+        ]
+        text += (
+            "\n\n1 user x N candidates: score_candidates (one call) vs N serving_default calls\n"
+        )
+        text += common.format_table(
+            ["N", "p50 ms", "p99 ms", "candidates/s", "N single calls p50 ms",
+             "single candidates/s", "speed-up"],
+            rows,
+        )  # fmt: skip
+    elif report.get("candidates_skipped"):
+        text += f"\n\n1 user x N candidates not measured: {report['candidates_skipped']}"
+    return text

@@ -14,10 +14,12 @@ each, `--windows` of them (fewer, but at least 3, when they would exceed
 measurement would exceed `--skip_seconds` (extrapolated from the same model
 at a smaller batch) is not run and is listed under `skipped` in the report.
 
-Reported per point: examples/s per window and median, the median's
-achieved GFLOP/s (analytic FLOPs, `sitn_tools.bench.flops`) and its share of
-the matmul peak measured in the same run, and the peak RSS while the point
-ran. Models `input` and `input_stage1` time the stage-2 and stage-1 tf.data
+Reported per point: examples/s per window and median (an example is one
+candidate row, whatever the grouping), the median's achieved GFLOP/s
+(analytic FLOPs, `sitn_tools.bench.flops`, of the work the model does: for
+stage 2 and DIN at the candidates per distinct history measured on the
+point's own batches, `candidates_per_history`) and its share of the matmul
+peak measured in the same run, and the peak RSS while the point ran. Models `input` and `input_stage1` time the stage-2 and stage-1 tf.data
 pipelines alone (no model), to show whether training is input-bound.
 
 Isolation: by default (not with `--quick`) every point runs in a fresh
@@ -205,6 +207,23 @@ def _datasets(kind: str, transform, batch_size: int, training):
     return train
 
 
+# Batches read to measure the candidates per distinct history of a point.
+_GROUPING_SAMPLE_BATCHES = 20
+
+
+def candidates_per_history(dataset, batches: int = _GROUPING_SAMPLE_BATCHES) -> float:
+    """Candidate rows per run of equal histories in the first `batches` batches:
+    what stage 2 and DIN share an encoding over (`sitn_tf.ops.adjacent_runs`)."""
+    from sitn_tf import ops as sitn_ops
+
+    rows = runs = 0
+    for inputs, _ in dataset.take(batches):
+        starts, index = sitn_ops.adjacent_runs([inputs[name] for name in F.SEQUENCE_FEATURES])
+        rows += int(index.shape[0])
+        runs += int(starts.shape[0])
+    return rows / max(runs, 1)
+
+
 def _build(kind: str, config, training):
     """The model compiled as the Trainers compile it (`sitn_tf.training.build_*`)."""
     import keras
@@ -271,6 +290,10 @@ def measure_point(
         if kind in INPUTS:
             point.update(_input_only(kind, transform, batch_size, settings, training))
         else:
+            if kind != flops_lib.STAGE1:
+                point["candidates_per_history"] = candidates_per_history(
+                    _datasets(kind, transform, batch_size, training)
+                )
             model = _build(kind, config, training)
             point["shipped_jit_compile"] = bool(model.jit_compile)
             model.jit_compile = jit_compile
@@ -298,8 +321,13 @@ def measure_point(
     point["peak_rss_bytes"] = rss.peak_bytes
     point["rss_at_start_bytes"] = rss.start_bytes
     if kind not in INPUTS:
-        forward = flops_lib.forward_flops(kind, config, batch_size=batch_size)
-        per_example = flops_lib.train_flops(kind, config, batch_size=batch_size)
+        grouping = (
+            {}
+            if kind == flops_lib.STAGE1
+            else {"candidates_per_history": point["candidates_per_history"]}
+        )
+        forward = flops_lib.forward_flops(kind, config, batch_size=batch_size, **grouping)
+        per_example = flops_lib.train_flops(kind, config, batch_size=batch_size, **grouping)
         point["forward_flops_per_example"] = forward
         point["train_flops_per_example"] = per_example
         point["achieved_gflops"] = point["median"] * per_example / 1e9
@@ -665,6 +693,7 @@ def format_results(report: dict[str, Any]) -> str:
                 min(p["examples_per_second"]),
                 max(p["examples_per_second"]),
                 len(p["examples_per_second"]),
+                p.get("candidates_per_history", "-"),
                 p.get("achieved_gflops", "-"),
                 p.get("fraction_of_peak", "-"),
                 common.mib(p["peak_rss_bytes"]),
@@ -680,6 +709,7 @@ def format_results(report: dict[str, Any]) -> str:
             "min",
             "max",
             "windows",
+            "candidates/history",
             "GFLOP/s",
             "of peak",
             "peak RSS MiB",
