@@ -158,7 +158,9 @@ def test_fresh_output_resumes_from_committed_records(experiment, tmp_path):
     _experiment(output, "--report-dir", str(report))  # writes the records beside the report
     records = sorted(p.name for p in (report / "runs").iterdir())
     assert records == sorted(f"{r['variant']}-seed-{r['seed']}.json" for r in results["runs"])
+    (report / "analysis.md").write_text("### What the tables say\n\nA hand-written note.\n")
     done, _ = _experiment(tmp_path / "fresh", "--report-dir", str(report))
+    assert (report / "results.md").read_text().endswith("A hand-written note.\n")
     assert done.stdout.count("reused from the committed record") == len(results["runs"])
     assert ": training\n" not in done.stdout
     again = json.loads((report / "results.json").read_text())

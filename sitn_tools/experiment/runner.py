@@ -32,7 +32,8 @@ Output layout under `--output` (default `runs/experiments/<name>`):
                                 result.json
     results.json results.md auc.png clusters_tsne.png clusters.json
 
-With a `report_dir`, each finished run's record (metrics, curves and config;
+With a `report_dir` holding an `analysis.md` (the reading of the tables,
+written by hand), results.md ends with it. With a `report_dir`, each finished run's record (metrics, curves and config;
 no model) is also written to `<report_dir>/runs/<variant>-seed-<s>.json` as
 soon as the run ends. Those files are meant to be committed: a checkout
 without `runs/` (another machine, a fresh clone) resumes the experiment from
@@ -61,6 +62,7 @@ from sitn_tools.experiment import config as config_lib
 
 REPORT_FILES = ("results.json", "results.md", "auc.png", "clusters_tsne.png", "clusters.json")
 RESULT_FILE = "result.json"
+ANALYSIS_FILE = "analysis.md"
 
 
 def _say(message: str) -> None:
@@ -428,6 +430,12 @@ def write_report(
     convergence = report.convergence_table(records)
     if convergence:
         table += "\n### Convergence: the epoch each run selected\n\n" + convergence
+    # The hand-written reading of the tables, kept beside the report
+    # (`<report_dir>/analysis.md`), goes into results.md with them.
+    analysis = os.path.join(config["report_dir"], ANALYSIS_FILE) if config["report_dir"] else None
+    if analysis and os.path.exists(analysis):
+        with open(analysis) as f:
+            table += "\n" + f.read()
     with open(os.path.join(output, "results.md"), "w") as f:
         f.write(table)
     report.bar_chart(summary, variants, os.path.join(output, "auc.png"), metric="auc")
