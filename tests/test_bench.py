@@ -85,6 +85,7 @@ TINY = SITNConfig(
     multi_view_units=(6,),
     attention_units=(8, 2),
     mlp_units=(5,),
+    item_statistics=False,  # the paper's head; the statistics are checked below
 )
 
 
@@ -101,6 +102,9 @@ def test_flops_by_hand():
     assert flops_lib.forward_flops("stage2", TINY) == 2 * 912 + 2 * 580 + 130
     # DIN: one activation unit + head on 2D=8 features: 2*(8*5+5) = 90.
     assert flops_lib.forward_flops("din", TINY) == 580 + 90
+    # The candidate statistics widen the head by two embeddings of 8:
+    # 2*((12 + 16)*5 + 5*1) = 290.
+    assert flops_lib.head_flops(TINY.replace(item_statistics=True, statistics_dim=8), 12) == 290
     # 4 candidates per history: encoders and the key term once per 4.
     # Target attention 3*(64/4 + 64 + 36) + 64 + 24 = 436.
     grouped = flops_lib.forward_flops("stage2", TINY, candidates_per_history=4)

@@ -82,13 +82,15 @@ def test_sitn_beats_din_where_the_signal_is_planted(experiment):
 def test_simple_baselines_on_the_same_test_rows(experiment):
     _, results, _, _ = experiment
     baselines = results["baselines"]
+    # The synthetic generator writes the candidate statistics: all seven rows.
     assert sorted(baselines) == sorted(
-        ["novelty", "popularity", "cocl_target", "cocl_source", "blend"]
+        ["novelty", "popularity", "cocl_target", "cocl_source", "blend", "statistics", "blend_all"]
     )
     examples = {r["metrics"]["examples"] for r in results["runs"]}
     for name, entry in baselines.items():
         assert examples == {entry["metrics"]["examples"]}
-        assert (entry["metrics"]["logloss"] is not None) == (name == "blend")
+        probability = name in ("blend", "statistics", "blend_all")
+        assert (entry["metrics"]["logloss"] is not None) == probability
 
 
 def test_summary_and_paired_test(experiment):
