@@ -56,6 +56,24 @@ def _files(file_patterns: Sequence[str] | str) -> list[str]:
     return files
 
 
+def _records(files: list[str], *, shuffle: bool, seed: int, repeat: bool) -> tf.data.Dataset:
+    """Serialized records of `files`: files shuffled (train), interleaved, repeated (train).
+
+    The interleave is deterministic unless shuffling, so eval reads in a
+    fixed order.
+    """
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle:
+        ds = ds.shuffle(len(files), seed=seed)
+    ds = ds.interleave(
+        lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP"),
+        cycle_length=min(4, len(files)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=not shuffle,
+    )
+    return ds.repeat() if repeat else ds
+
+
 def transformed_dataset(
     file_patterns: Sequence[str] | str,
     tf_transform_output: tft.TFTransformOutput,
@@ -107,17 +125,7 @@ def transformed_dataset(
             files, spec, wanted, batch_size, shuffle=shuffle, seed=seed, repeat=repeat,
             with_label=with_label, shuffle_buffer=shuffle_buffer,
         )  # fmt: skip
-    ds = tf.data.Dataset.from_tensor_slices(files)
-    if shuffle:
-        ds = ds.shuffle(len(files), seed=seed)
-    ds = ds.interleave(
-        lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP"),
-        cycle_length=min(4, len(files)),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=not shuffle,
-    )
-    if repeat:
-        ds = ds.repeat()
+    ds = _records(files, shuffle=shuffle, seed=seed, repeat=repeat)
     if shuffle:
         ds = ds.shuffle(shuffle_buffer, seed=seed)
     if keep is not None:
@@ -199,17 +207,7 @@ def _grouped_dataset(
         order = tf.argsort(first, stable=True)
         return {name: tf.gather(parsed[name], order) for name in wanted}
 
-    ds = tf.data.Dataset.from_tensor_slices(files)
-    if shuffle:
-        ds = ds.shuffle(len(files), seed=seed)
-    ds = ds.interleave(
-        lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP"),
-        cycle_length=min(4, len(files)),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=not shuffle,
-    )
-    if repeat:
-        ds = ds.repeat()
+    ds = _records(files, shuffle=shuffle, seed=seed, repeat=repeat)
     ds = ds.batch(block).enumerate().map(grouped_block, num_parallel_calls=tf.data.AUTOTUNE)
     # Cutting fixed-size batches from the stream of blocks keeps the groups'
     # rows adjacent within each batch (a group is cut only at a batch's ends).

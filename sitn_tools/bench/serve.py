@@ -102,8 +102,6 @@ def make_requests(
     """`count` serialized raw examples with full-length histories in both domains."""
     import numpy as np
 
-    from sitn_tf.data.instances import Instance
-
     rng = np.random.default_rng(seed)
     source, target = pools["source"], pools["target"]
     requests = []
@@ -111,20 +109,7 @@ def make_requests(
         src = [source[j] for j in rng.integers(0, len(source), max_seq_len)]
         tgt = [target[j] for j in rng.integers(0, len(target), max_seq_len)]
         candidate = target[int(rng.integers(0, len(target)))]
-        instance = Instance(
-            split="test",
-            user_id=f"bench-user-{i}",
-            item_id=candidate[0],
-            item_category=candidate[1],
-            source_items=tuple(x[0] for x in src),
-            source_categories=tuple(x[1] for x in src),
-            target_items=tuple(x[0] for x in tgt),
-            target_categories=tuple(x[1] for x in tgt),
-            label=0,
-            event_timestamp=0,
-            order=i,
-        )
-        requests.append(instance.to_example())
+        requests.append(request_example(f"bench-user-{i}", candidate, src, tgt, i))
     return requests
 
 
@@ -301,6 +286,31 @@ def _throughput(
     }
 
 
+def request_example(user: str, candidate, source, target, order: int, **statistics) -> bytes:
+    """A serialized raw `tf.Example` as a client sends it (the converter's `Instance.to_example`).
+
+    `candidate` is an `(item_id, category)` pair; `source` and `target` are
+    lists of such pairs, oldest first; `statistics` are the candidate's
+    `Instance` statistics fields (unknown when left out).
+    """
+    from sitn_tf.data.instances import Instance
+
+    return Instance(
+        split="test",
+        user_id=user,
+        item_id=candidate[0],
+        item_category=candidate[1],
+        source_items=tuple(x[0] for x in source),
+        source_categories=tuple(x[1] for x in source),
+        target_items=tuple(x[0] for x in target),
+        target_categories=tuple(x[1] for x in target),
+        label=0,
+        event_timestamp=0,
+        order=order,
+        **statistics,
+    ).to_example()
+
+
 def _one_user(
     score, call, sync, pools, count: int, max_seq_len: int, settings: dict[str, Any]
 ) -> dict[str, Any]:
@@ -352,27 +362,19 @@ def _one_user(
         "candidates_per_second": 1000.0 * count / p50,
     }
     if count <= MAX_SINGLE_CALLS:
-        from sitn_tf.data.instances import Instance
-
         singles = [
             tf.constant(
                 [
-                    Instance(
-                        split="test",
-                        user_id="bench-user",
-                        item_id=c[0],
-                        item_category=c[1],
-                        source_items=tuple(x[0] for x in src),
-                        source_categories=tuple(x[1] for x in src),
-                        target_items=tuple(x[0] for x in tgt),
-                        target_categories=tuple(x[1] for x in tgt),
-                        label=0,
-                        event_timestamp=0,
-                        order=i,
+                    request_example(
+                        "bench-user",
+                        c,
+                        src,
+                        tgt,
+                        i,
                         candidate_prior_clicks=int(clicks[i]),
                         candidate_seen=1,
                         candidate_age=int(ages[i]),
-                    ).to_example()
+                    )
                 ]
             )
             for i, c in enumerate(candidates)
