@@ -88,6 +88,19 @@ class ServingModule(tf.Module):
         self.tft_layer = tf_transform_output.transform_features_layer()
         self._spec = serving_feature_spec(tf_transform_output)
 
+    def _statistics(self, values: dict) -> dict:
+        """Raw candidate-statistic features from `(batch,)` int64 values, negative = unknown.
+
+        A negative value becomes an absent one, which the Transform maps to
+        bucket 0 ("unknown"); a statistic the Transform was built without is
+        left out (absent is unknown there already).
+        """
+        return {
+            name: _dense_to_sparse(v[:, None], (v >= 0)[:, None])
+            for name, v in values.items()
+            if name in self._spec
+        }
+
     def _predict(self, raw: dict) -> dict:
         transformed = self.tft_layer(raw)
         inputs = {name: transformed[name] for name in F.MODEL_INPUT_FEATURES}
@@ -130,14 +143,8 @@ class ServingModule(tf.Module):
             F.TARGET_ITEM_IDS: _dense_to_sparse(target_item_ids, target_present),
             F.TARGET_CATEGORIES: _dense_to_sparse(target_categories, target_present),
         }
-        for name in F.CANDIDATE_STAT_FEATURES:
-            if name not in self._spec:
-                continue  # a Transform built without it: absent is unknown already
-            # No value for any row: the Transform maps it to bucket 0, unknown.
-            raw[name] = _dense_to_sparse(
-                tf.zeros_like(target_item_ids[:, :0], tf.int64),
-                tf.zeros_like(target_item_ids[:, :0], tf.bool),
-            )
+        unknown = tf.fill(tf.shape(item_id), tf.constant(-1, tf.int64))
+        raw.update(self._statistics({name: unknown for name in F.CANDIDATE_STAT_FEATURES}))
         return self._predict(raw)
 
     @tf.function(
@@ -189,15 +196,18 @@ class ServingModule(tf.Module):
             ),
             **histories,
         }
-        for name, values in (
-            (F.CANDIDATE_PRIOR_CLICKS, candidate_prior_clicks),
-            (F.CANDIDATE_AGE, candidate_age),
-        ):
-            if name not in self._spec:
-                continue  # a Transform built without it: absent is unknown already
-            # -1 (or any negative value) is "unknown"; row 0 has no candidate.
-            values = tf.concat([[-1], tf.broadcast_to(values, [count])], 0)
-            raw[name] = _dense_to_sparse(values[:, None], (values >= 0)[:, None])
+        raw.update(
+            self._statistics(
+                {
+                    # Row 0 has no candidate; a `(1,)` input serves all N.
+                    name: tf.concat([[-1], tf.broadcast_to(values, [count])], 0)
+                    for name, values in (
+                        (F.CANDIDATE_PRIOR_CLICKS, candidate_prior_clicks),
+                        (F.CANDIDATE_AGE, candidate_age),
+                    )
+                }
+            )
+        )
         transformed = self.tft_layer(raw)
         per_candidate = (F.ITEM_ID, F.ITEM_CATEGORY, *F.MODEL_STAT_FEATURES)
         inputs = {
