@@ -3,8 +3,9 @@
 Input: the transformed train split, filtered by `sitn_tf.training.pretraining_pair`.
 Output (the Trainer's Model artifact): `pretrainer.keras`, the whole
 `SITNPretrainer`, which the "finetune" Trainer receives as `base_model`;
-plus `sitn_config.json` and `history.json`. TensorBoard logs go to the
-model_run artifact.
+plus `sitn_config.json` and `history.json`. TensorBoard logs and
+`training_summary.json` (budget, history and the eval split's cluster
+health per granularity) go to the model_run artifact.
 
 A re-run of this Trainer after it was killed mid-training continues from its
 last finished epoch (`pipelines/trainer_backup.py` says where the backup is).
@@ -44,3 +45,6 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     training.save_pretrainer(result.model, out)
     files.write_json(os.path.join(out, "sitn_config.json"), inputs.model_config.to_dict())
     files.write_json(os.path.join(out, "history.json"), result.history)
+    # Budget, history and the eval split's cluster health (Eqs. 5-7), beside
+    # the finetune Trainer's summary of the same name.
+    files.write_json(os.path.join(fn_args.model_run_dir, "training_summary.json"), result.summary())

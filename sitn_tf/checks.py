@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 
 
@@ -23,3 +24,25 @@ def check_units(name: str, units) -> tuple[int, ...]:
     if any(not isinstance(u, int) or isinstance(u, bool) or u <= 0 for u in units):
         raise ValueError(f"`{name}` must be a sequence of positive ints, got {units!r}.")
     return units
+
+
+def check_positive(name: str, value) -> None:
+    """A finite real number > 0 (temperatures, weights that must not vanish)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(f"`{name}` must be a finite number > 0, got {value!r}.")
+
+
+def check_non_negative(name: str, value) -> None:
+    """A finite real number >= 0 (loss weights, where 0 switches a term off)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}.")

@@ -158,7 +158,75 @@ def info_nce(anchors, positives, temperature, similarity: str = "dot", mask=None
     return loss
 
 
-def soft_cluster_update(instances, clusters, similarity: str = "dot", mask=None):
+ASSIGNMENTS = ("softmax", "sinkhorn")
+
+
+def cluster_assignment(
+    instances,
+    clusters,
+    similarity: str = "dot",
+    mask=None,
+    method: str = "softmax",
+    temperature=1.0,
+    sinkhorn_iterations: int = 3,
+):
+    """Eq. 5's `pi_i(k)`: how each instance spreads one unit of weight over the clusters.
+
+    * `"softmax"` (the paper, at `temperature=1`):
+      `pi_i = softmax_k(sim(c_k, p_i) / temperature)`.
+    * `"sinkhorn"` (beyond the paper; SwAV's equipartition, Caron et al.
+      2020): start from `exp(sim / temperature)` and alternately rescale the
+      clusters' columns to equal mass `1/K` and the instances' rows to equal
+      mass `1/B` for `sinkhorn_iterations` rounds, then scale rows to sum to
+      1. Each row is still a distribution over the clusters, and over the
+      batch every cluster gets close to `B / K` units, so no cluster can
+      take every instance (the collapse the paper's softmax allows). The
+      iterations are unrolled and differentiable: `C` is trained only through
+      `pi`, so a stop-gradient here would leave `C` at its initial values.
+
+    Args:
+        instances: `(batch, dim)`, the `p_i`.
+        clusters: `(num_clusters, dim)`, the trainable `C`.
+        similarity: `"dot"` or `"cosine"`.
+        mask: optional `(batch,)` boolean; False rows get all-zero weights
+            and do not count in Sinkhorn's row and column masses.
+        method: `"softmax"` or `"sinkhorn"`.
+        temperature: positive scalar dividing the similarities; below 1 the
+            assignments get sharper (cosine scores lie in [-1, 1], so at 1
+            the softmax is close to uniform).
+        sinkhorn_iterations: rounds of the column-then-row rescaling.
+
+    Returns:
+        `(batch, num_clusters)` assignments; valid rows sum to 1.
+    """
+    if method not in ASSIGNMENTS:
+        raise ValueError(f"`method` must be one of {ASSIGNMENTS}, got {method!r}.")
+    _check_temperature(temperature)
+    scores = similarity_matrix(instances, clusters, similarity) / temperature
+    if method == "softmax":
+        # Spelled out so that K = 1 is not flagged by Keras' size-1-axis warning.
+        assignment = ops.exp(scores - ops.logsumexp(scores, axis=1, keepdims=True))
+        if mask is not None:
+            assignment = assignment * ops.expand_dims(ops.cast(mask, assignment.dtype), 1)
+        return assignment
+    if not isinstance(sinkhorn_iterations, int) or sinkhorn_iterations < 1:
+        raise ValueError(
+            f"`sinkhorn_iterations` must be a positive int, got {sinkhorn_iterations!r}."
+        )
+    # One global shift keeps exp() finite; every rescaling below cancels it.
+    q = ops.exp(scores - ops.stop_gradient(ops.max(scores)))
+    if mask is not None:
+        q = q * ops.expand_dims(ops.cast(mask, q.dtype), 1)
+    for _ in range(sinkhorn_iterations):
+        # Columns (clusters) to equal mass, then rows (instances) to sum 1.
+        q = q / ops.maximum(ops.sum(q, axis=0, keepdims=True), _NORM_EPSILON)
+        q = q / ops.maximum(ops.sum(q, axis=1, keepdims=True), _NORM_EPSILON)
+    return q
+
+
+def soft_cluster_update(
+    instances, clusters, similarity: str = "dot", mask=None, assignment=None, normalize=False
+):
     """Eq. 5: new clusters `u_k = sum_i pi_i(k) p_i`.
 
     `pi_i(k) = softmax_{k'}(sim(c_{k'}, p_i))[k]`: each instance spreads a
@@ -170,17 +238,24 @@ def soft_cluster_update(instances, clusters, similarity: str = "dot", mask=None)
         clusters: `(num_clusters, dim)`, the trainable `C`.
         similarity: `"dot"` or `"cosine"` (only inside the softmax).
         mask: optional `(batch,)` boolean; False rows contribute nothing.
+        assignment: optional `(batch, num_clusters)` `pi` from
+            `cluster_assignment` (e.g. Sinkhorn's); default: the paper's
+            softmax. `mask` is applied to it as well.
+        normalize: L2-normalise each `u_k` (beyond the paper). Being a sum,
+            `u_k`'s norm grows with the mass a cluster receives, so under a
+            dot product the most used cluster wins every top-k selection
+            (Eq. 6) and the multi-view MLP sees inputs whose scale follows the
+            batch size.
 
     Returns:
         `(num_clusters, dim)` new clusters `U`.
     """
-    scores = similarity_matrix(instances, clusters, similarity)
-    # Softmax over clusters, spelled out so that K = 1 is not flagged by
-    # Keras' size-1-axis warning.
-    assignment = ops.exp(scores - ops.logsumexp(scores, axis=1, keepdims=True))
+    if assignment is None:
+        assignment = cluster_assignment(instances, clusters, similarity)
     if mask is not None:
         assignment = assignment * ops.expand_dims(ops.cast(mask, assignment.dtype), 1)
-    return ops.matmul(ops.transpose(assignment), instances)
+    new = ops.matmul(ops.transpose(assignment), instances)
+    return l2_normalize(new) if normalize else new
 
 
 def top_k_clusters(instances, clusters, k: int, similarity: str = "dot"):
@@ -232,10 +307,34 @@ def instance_to_cluster_nce(
     return ops.logsumexp(logits, axis=1) - positive
 
 
+def instance_to_cluster_gap(
+    anchors, positives, cluster_negatives, temperature, similarity: str = "dot"
+):
+    """Eq. 7's logit gap: the positive's logit minus the largest cluster negative's.
+
+    A health measure, not a loss: near 0 or below, the multi-view positive
+    `q` is hard to tell from the other domain's clusters `U` and Eq. 7
+    carries signal; far above 0 the positive is trivially easy and the loss
+    is near 0 whatever the encoders do.
+
+    Args: as `instance_to_cluster_nce`.
+
+    Returns:
+        `(batch,)` `s(a_i, q_i) / tau - max_j s(a_i, u_j) / tau`.
+    """
+    _check_temperature(temperature)
+    positive = pairwise_similarity(anchors, positives, similarity) / temperature
+    negative = similarity_matrix(anchors, cluster_negatives, similarity) / temperature
+    return positive - ops.max(negative, axis=1)
+
+
 __all__ = [
+    "ASSIGNMENTS",
     "SIMILARITIES",
     "adjacent_runs",
+    "cluster_assignment",
     "info_nce",
+    "instance_to_cluster_gap",
     "instance_to_cluster_nce",
     "l2_normalize",
     "masked_mean",

@@ -74,6 +74,19 @@ def np_i2c(a, q, u, tau, similarity):
     return np.array(out)
 
 
+def np_sinkhorn(scores, iterations, valid):
+    """SwAV's Sinkhorn-Knopp as loops: columns to equal mass, then rows to 1."""
+    q = np.where(np.asarray(valid)[:, None], np.exp(np.asarray(scores, np.float64)), 0.0)
+    n, k = q.shape
+    for _ in range(iterations):
+        for j in range(k):
+            q[:, j] /= q[:, j].sum()
+        for i in range(n):
+            total = q[i].sum()
+            q[i] = q[i] / total if total > 0 else q[i]
+    return q
+
+
 def _random(seed, *shape):
     return np.random.default_rng(seed).normal(size=shape).astype("float32")
 
@@ -253,3 +266,91 @@ def test_bad_arguments_name_the_argument():
         sitn_ops.top_k_clusters(x, x, 0)
     with pytest.raises(ValueError, match="`similarity`"):
         sitn_ops.soft_cluster_update(x, x, "l2")
+
+
+# ---------------------------------------------------------- cluster remedies
+
+
+def test_sinkhorn_hand_case_balances_a_collapsed_assignment():
+    # Four instances that all prefer cluster 0: the softmax gives it most of
+    # the mass, Sinkhorn spreads the batch evenly over the two clusters.
+    p = np.array([[3.0, 0.0], [2.0, 0.5], [2.0, 1.0], [1.0, 0.9]], "float32")
+    c = np.eye(2, dtype="float32")
+    softmax = ops.convert_to_numpy(sitn_ops.cluster_assignment(p, c, "dot"))
+    assert softmax[:, 0].sum() > 3.0
+    pi = ops.convert_to_numpy(
+        sitn_ops.cluster_assignment(p, c, "dot", method="sinkhorn", sinkhorn_iterations=50)
+    )
+    np.testing.assert_allclose(pi.sum(axis=1), np.ones(4), rtol=1e-6)  # rows: one unit each
+    np.testing.assert_allclose(pi.sum(axis=0), [2.0, 2.0], rtol=1e-3)  # columns: B / K each
+    # The ordering of preferences survives the balancing.
+    assert np.all(np.diff(pi[:, 0]) < 0)
+    np.testing.assert_allclose(pi, np_sinkhorn(p @ c.T, 50, np.ones(4, bool)), rtol=1e-4)
+
+
+@pytest.mark.parametrize("similarity", SIMILARITIES)
+@pytest.mark.parametrize("temperature", [0.1, 1.0])
+@pytest.mark.parametrize("iterations", [1, 3])
+def test_sinkhorn_matches_numpy_with_mask(similarity, temperature, iterations):
+    p, c = _random(30, 9, 4), _random(31, 5, 4)
+    valid = np.array([1, 1, 0, 1, 1, 1, 0, 1, 1], bool)
+    scores = np.array([[np_sim(x, y, similarity) for y in c] for x in p]) / temperature
+    got = ops.convert_to_numpy(
+        sitn_ops.cluster_assignment(
+            p,
+            c,
+            similarity,
+            mask=valid,
+            method="sinkhorn",
+            temperature=temperature,
+            sinkhorn_iterations=iterations,
+        )
+    )
+    np.testing.assert_allclose(got, np_sinkhorn(scores, iterations, valid), rtol=1e-4, atol=1e-6)
+    assert np.all(got[~valid] == 0)
+
+
+def test_softmax_assignment_temperature_and_default_is_the_paper():
+    p, c = _random(32, 6, 3), _random(33, 4, 3)
+    for tau in (1.0, 0.2):
+        scores = p @ c.T / tau
+        expected = np.exp(scores - scores.max(1, keepdims=True))
+        expected /= expected.sum(1, keepdims=True)
+        got = sitn_ops.cluster_assignment(p, c, "dot", temperature=tau)
+        np.testing.assert_allclose(ops.convert_to_numpy(got), expected, rtol=1e-5)
+    # soft_cluster_update with its defaults is Eq. 5 exactly.
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(sitn_ops.soft_cluster_update(p, c, "dot")),
+        np_soft_cluster_update(p, c, "dot"),
+        rtol=1e-4,
+        atol=1e-5,
+    )
+
+
+def test_normalized_new_clusters_have_unit_norm_and_eq5_direction():
+    p, c = _random(34, 7, 3), _random(35, 4, 3)
+    u = ops.convert_to_numpy(sitn_ops.soft_cluster_update(p, c, "dot", normalize=True))
+    reference = np_soft_cluster_update(p, c, "dot")
+    np.testing.assert_allclose(np.linalg.norm(u, axis=1), np.ones(4), rtol=1e-5)
+    np.testing.assert_allclose(
+        u, reference / np.linalg.norm(reference, axis=1, keepdims=True), rtol=1e-4, atol=1e-6
+    )
+
+
+def test_instance_to_cluster_gap_hand_case():
+    a = np.array([[1.0, 0.0]], "float32")
+    q = np.array([[2.0, 0.0]], "float32")
+    u = np.array([[1.0, 1.0], [0.0, 3.0], [1.5, 0.0]], "float32")
+    # dot: positive 2, negatives 1, 0, 1.5 -> gap (2 - 1.5) / 0.5 = 1.
+    gap = sitn_ops.instance_to_cluster_gap(a, q, u, 0.5, "dot")
+    np.testing.assert_allclose(ops.convert_to_numpy(gap), [1.0], rtol=1e-6)
+
+
+def test_cluster_assignment_bad_arguments():
+    p, c = _random(36, 3, 2), _random(37, 2, 2)
+    with pytest.raises(ValueError, match="`method`"):
+        sitn_ops.cluster_assignment(p, c, method="kmeans")
+    with pytest.raises(ValueError, match="`sinkhorn_iterations`"):
+        sitn_ops.cluster_assignment(p, c, method="sinkhorn", sinkhorn_iterations=0)
+    with pytest.raises(ValueError, match="`temperature`"):
+        sitn_ops.cluster_assignment(p, c, temperature=0.0)

@@ -133,13 +133,19 @@ def test_cluster_analysis_per_granularity(experiment):
     output, results, _, _ = experiment
     clusters = json.loads((output / "clusters.json").read_text())["granularities"]
     assert sorted(map(int, clusters)) == [8, 16, 32]
-    for entry in clusters.values():
+    for k, entry in clusters.items():
         for key in ("nearest_cross_domain_cosine", "random_clusters_cosine_mean"):
             assert -1.0 <= entry[key] <= 1.0
+        # The same cosine in the health numbers and in Figure 3's titles.
+        assert entry["cross_cosine"] == pytest.approx(entry["nearest_cross_domain_cosine"])
         for domain in ("source", "target"):
             assert 0.0 <= entry[f"{domain}_usage_entropy"] <= 1.0
-            assert entry["eval_instances"][domain] > 0
+            assert 1.0 <= entry[f"{domain}_effective_clusters"] <= int(k)
     assert results["clusters"] == clusters
+    # Every run that pretrained keeps its eval-split cluster health.
+    for run in results["runs"]:
+        if run.get("pretrain_steps"):
+            assert sorted(map(int, run["pretrain_cluster_health"])) == [8, 16, 32]
 
 
 def test_rerun_reuses_everything(experiment):

@@ -143,6 +143,21 @@ def test_every_component_executed_once(local_run):
         assert f"{node} done" in local_run["log"], f"no progress line for {node}"
 
 
+def test_pretrain_summary_has_cluster_health(local_run):
+    (path,) = (local_run["output"] / "pipelines" / defaults.PIPELINE_NAME / "pretrain").glob(
+        "model_run/*/training_summary.json"
+    )
+    summary = json.loads(path.read_text())
+    health = summary["cluster_health"]
+    assert health, "no granularity in the pretrain summary"
+    for k, entry in health.items():
+        assert 0.0 <= entry["target_usage_entropy"] <= 1.0
+        assert 0 <= entry["target_dead_clusters"] <= int(k)
+        assert entry["cross_cosine_margin"] == pytest.approx(
+            entry["cross_cosine"] - entry["random_cross_cosine"]
+        )
+
+
 def test_evaluator_reports_overall_and_history_slices(local_run):
     metrics = local_run["summary"]["test_metrics"]
     known = [f"{F.CANDIDATE_KNOWN}={value}" for value in (F.KNOWN, F.UNKNOWN)]

@@ -8,7 +8,7 @@ import keras
 from keras import ops
 
 from sitn_tf import ops as sitn_ops
-from sitn_tf.checks import check_int, check_units
+from sitn_tf.checks import check_int, check_positive, check_units
 from sitn_tf.layers.mlp import MLP
 
 
@@ -26,6 +26,17 @@ class InterestClusters(keras.layers.Layer):
       back to `D` by an MLP. With `top_k == 1` there is no multi-view: no MLP
       is built and `q_i` is the single most similar new cluster.
 
+    The remedies against cluster collapse (beyond the paper) are off by
+    default, which computes the paper's Eqs. 5-6 exactly:
+
+    * `assignment="sinkhorn"`: a balanced `pi` (SwAV's Sinkhorn-Knopp
+      equipartition over the batch, `sitn_tf.ops.cluster_assignment`);
+    * `assignment_temperature < 1`: a sharper `pi`;
+    * `normalize_new_clusters`: unit-norm `u_k`;
+    * `stop_gradient_views`: no gradient flows through `q` (the multi-view
+      MLP then keeps its initial weights), so the encoders cannot make the
+      positive of Eq. 7 easy by moving the views.
+
     Args:
         num_clusters: `K`.
         top_k: views per instance, `1 <= top_k <= num_clusters`.
@@ -34,6 +45,12 @@ class InterestClusters(keras.layers.Layer):
             width is always `D`. Ignored when `top_k == 1`.
         cluster_initializer: initializer of `C`; defaults to
             `RandomNormal(stddev=D ** -0.5)` (rows of roughly unit norm).
+        assignment: `"softmax"` (paper) or `"sinkhorn"`.
+        assignment_temperature: divides `sim(c_k, p_i)` inside the
+            assignment; 1 is the paper's.
+        sinkhorn_iterations: Sinkhorn rounds (`assignment="sinkhorn"` only).
+        normalize_new_clusters: L2-normalise each new cluster `u_k`.
+        stop_gradient_views: stop the gradient at `q`.
 
     Call args:
         instances: `(batch, D)`, the `p_i` of this domain.
@@ -52,6 +69,11 @@ class InterestClusters(keras.layers.Layer):
         similarity: str = "dot",
         multi_view_units: Sequence[int] = (),
         cluster_initializer: str | keras.initializers.Initializer | None = None,
+        assignment: str = "softmax",
+        assignment_temperature: float = 1.0,
+        sinkhorn_iterations: int = 3,
+        normalize_new_clusters: bool = False,
+        stop_gradient_views: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -65,6 +87,23 @@ class InterestClusters(keras.layers.Layer):
             raise ValueError(
                 f"`similarity` must be one of {sitn_ops.SIMILARITIES}, got {similarity!r}."
             )
+        if assignment not in sitn_ops.ASSIGNMENTS:
+            raise ValueError(
+                f"`assignment` must be one of {sitn_ops.ASSIGNMENTS}, got {assignment!r}."
+            )
+        check_positive("assignment_temperature", assignment_temperature)
+        check_int("sinkhorn_iterations", sinkhorn_iterations, minimum=1)
+        for name, value in (
+            ("normalize_new_clusters", normalize_new_clusters),
+            ("stop_gradient_views", stop_gradient_views),
+        ):
+            if not isinstance(value, bool):
+                raise ValueError(f"`{name}` must be a bool, got {value!r}.")
+        self.assignment = assignment
+        self.assignment_temperature = float(assignment_temperature)
+        self.sinkhorn_iterations = sinkhorn_iterations
+        self.normalize_new_clusters = normalize_new_clusters
+        self.stop_gradient_views = stop_gradient_views
         self.num_clusters = num_clusters
         self.top_k = top_k
         self.similarity = similarity
@@ -89,17 +128,50 @@ class InterestClusters(keras.layers.Layer):
             self.multi_view.build((None, self.top_k * dim))
         self.built = True
 
-    def new_clusters(self, instances, mask=None):
-        """Eq. 5: `(batch, D) -> (K, D)`."""
-        return sitn_ops.soft_cluster_update(instances, self.clusters, self.similarity, mask=mask)
+    def assign(self, instances, mask=None):
+        """Eq. 5's `pi`: `(batch, D) -> (batch, K)` (see `sitn_ops.cluster_assignment`)."""
+        return sitn_ops.cluster_assignment(
+            instances,
+            self.clusters,
+            self.similarity,
+            mask=mask,
+            method=self.assignment,
+            temperature=self.assignment_temperature,
+            sinkhorn_iterations=self.sinkhorn_iterations,
+        )
+
+    def nearest(self, instances):
+        """Index of each instance's most similar cluster `c_k`: `(batch, D) -> (batch,)`.
+
+        The hard assignment that cluster-usage health counts. It reads `C`
+        directly, not `pi`: a balanced `pi` is spread by construction,
+        whether or not the clusters themselves are.
+        """
+        scores = sitn_ops.similarity_matrix(instances, self.clusters, self.similarity)
+        return ops.argmax(scores, axis=1)
+
+    def new_clusters(self, instances, mask=None, assignment=None):
+        """Eq. 5: `(batch, D) -> (K, D)`; `assignment` reuses a `pi` from `assign`."""
+        if assignment is None:
+            assignment = self.assign(instances, mask=mask)
+        return sitn_ops.soft_cluster_update(
+            instances,
+            self.clusters,
+            self.similarity,
+            mask=mask,
+            assignment=assignment,
+            normalize=self.normalize_new_clusters,
+        )
 
     def views(self, instances, new_clusters, training=None):
         """Eq. 6: `(batch, D), (K, D) -> (batch, D)`."""
         top = sitn_ops.top_k_clusters(instances, new_clusters, self.top_k, self.similarity)
         if self.multi_view is None:
-            return top[:, 0, :]
-        dim = ops.shape(top)[-1]
-        return self.multi_view(ops.reshape(top, (-1, self.top_k * dim)), training=training)
+            views = top[:, 0, :]
+        else:
+            dim = ops.shape(top)[-1]
+            views = self.multi_view(ops.reshape(top, (-1, self.top_k * dim)), training=training)
+        return ops.stop_gradient(views) if self.stop_gradient_views else views
 
     def call(self, instances, mask=None, training=None):
         new_clusters = self.new_clusters(instances, mask=mask)
@@ -125,6 +197,11 @@ class InterestClusters(keras.layers.Layer):
                     if self.cluster_initializer is None
                     else keras.initializers.serialize(self.cluster_initializer)
                 ),
+                "assignment": self.assignment,
+                "assignment_temperature": self.assignment_temperature,
+                "sinkhorn_iterations": self.sinkhorn_iterations,
+                "normalize_new_clusters": self.normalize_new_clusters,
+                "stop_gradient_views": self.stop_gradient_views,
             }
         )
         return config

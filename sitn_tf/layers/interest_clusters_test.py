@@ -94,6 +94,11 @@ def test_config_round_trip_and_save_load(tmp_path):
         similarity="cosine",
         multi_view_units=(4,),
         cluster_initializer="glorot_uniform",
+        assignment="sinkhorn",
+        assignment_temperature=0.2,
+        sinkhorn_iterations=4,
+        normalize_new_clusters=True,
+        stop_gradient_views=True,
         name="clusters_t_5",
     )
     clone = InterestClusters.from_config(layer.get_config())
@@ -117,8 +122,47 @@ def test_config_round_trip_and_save_load(tmp_path):
         ({"num_clusters": 4, "top_k": 0}, "top_k"),
         ({"num_clusters": 4, "similarity": "l2"}, "similarity"),
         ({"num_clusters": 4, "multi_view_units": (0,)}, "multi_view_units"),
+        ({"num_clusters": 4, "assignment": "kmeans"}, "assignment"),
+        ({"num_clusters": 4, "assignment_temperature": 0.0}, "assignment_temperature"),
+        ({"num_clusters": 4, "sinkhorn_iterations": 0}, "sinkhorn_iterations"),
+        ({"num_clusters": 4, "normalize_new_clusters": 1}, "normalize_new_clusters"),
+        ({"num_clusters": 4, "stop_gradient_views": "yes"}, "stop_gradient_views"),
     ],
 )
 def test_bad_arguments(kwargs, argument):
     with pytest.raises(ValueError, match=f"`{argument}`"):
         InterestClusters(**kwargs)
+
+
+def test_remedies_sinkhorn_normalised_u_and_nearest():
+    layer = InterestClusters(
+        4,
+        similarity="cosine",
+        assignment="sinkhorn",
+        assignment_temperature=0.5,
+        normalize_new_clusters=True,
+    )
+    p = _instances(5, batch=12)
+    u, q = layer(p)
+    c = layer.clusters.numpy()
+    scores = _normalize(p) @ _normalize(c).T / 0.5
+    pi = np.exp(scores - scores.max())
+    for _ in range(3):
+        pi /= pi.sum(0, keepdims=True)
+        pi /= pi.sum(1, keepdims=True)
+    expected_u = _normalize(pi.T @ p)
+    np.testing.assert_allclose(_np(u), expected_u, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(
+        _np(layer.nearest(p)), (_normalize(p) @ _normalize(c).T).argmax(1)
+    )
+
+
+def test_stop_gradient_views_blocks_only_the_view_path():
+    layer = InterestClusters(6, top_k=2, similarity="cosine", stop_gradient_views=True)
+    p = tf.Variable(_instances(3))
+    with tf.GradientTape(persistent=True) as tape:
+        u, q = layer(p)
+        view_loss = tf.reduce_sum(q)
+        cluster_loss = tf.reduce_sum(u)
+    assert all(g is None for g in tape.gradient(view_loss, [p] + layer.trainable_weights))
+    assert tape.gradient(cluster_loss, layer.clusters) is not None

@@ -8,9 +8,9 @@ import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sitn_tf.checks import check_int, check_rate
+from sitn_tf.checks import check_int, check_non_negative, check_positive, check_rate
 from sitn_tf.defaults import DEFAULT_MAX_SEQ_LEN
-from sitn_tf.ops import SIMILARITIES
+from sitn_tf.ops import ASSIGNMENTS, SIMILARITIES
 
 # Chosen by measurement on planted-signal data; numbers in the docstring of
 # `SITNConfig` (field `similarity`) and in `sitn_tools/studies/similarity_study.py`.
@@ -88,6 +88,21 @@ class SITNConfig:
             0.5); cosine's best temperature held at both sizes. To follow the
             paper exactly, use `"dot"` and sweep `temperature`.
 
+    Remedies against interest-cluster collapse (beyond the paper; the
+    defaults compute the paper's Eqs. 5-7 exactly; see `InterestClusters`):
+        cluster_assignment: `"softmax"` (paper) or `"sinkhorn"`, a balanced
+            Eq. 5 assignment (SwAV's equipartition over the batch).
+        assignment_temperature: divides `sim(c_k, p_i)` in the assignment
+            (1 = paper). Cosine scores lie in [-1, 1], so at 1 the softmax is
+            nearly uniform and every new cluster is close to the batch sum.
+        sinkhorn_iterations: Sinkhorn rounds.
+        normalize_new_clusters: unit-norm new clusters `U`.
+        stop_gradient_views: stop the gradient at the multi-view positive `q`
+            of Eq. 7.
+        usage_entropy_weight: weight of `sum_K sum_domain (ln K - H(mean_i
+            pi_i))`, the gap of the batch's mean assignment to uniform use
+            (0 = off, the paper).
+
     Stage 2 (Eqs. 8-9):
         attention_units: hidden widths of the DIN activation unit.
         attention_normalization: `"none"` (DIN's raw weights) or `"softmax"`
@@ -131,6 +146,12 @@ class SITNConfig:
     multi_view_units: tuple[int, ...] = (64,)
     temperature: float = DEFAULT_TEMPERATURE
     similarity: str = DEFAULT_SIMILARITY
+    cluster_assignment: str = "softmax"
+    assignment_temperature: float = 1.0
+    sinkhorn_iterations: int = 3
+    normalize_new_clusters: bool = False
+    stop_gradient_views: bool = False
+    usage_entropy_weight: float = 0.0
     attention_units: tuple[int, ...] = (64, 32)
     attention_normalization: str = "softmax"
     mlp_units: tuple[int, ...] = (128, 64)
@@ -166,7 +187,14 @@ class SITNConfig:
             )
         check_int("num_layers", self.num_layers, 0)
         check_int("max_seq_len", self.max_seq_len, 1)
-        for name in ("use_positions", "use_i2i", "use_i2c", "item_statistics"):
+        for name in (
+            "use_positions",
+            "use_i2i",
+            "use_i2c",
+            "item_statistics",
+            "normalize_new_clusters",
+            "stop_gradient_views",
+        ):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"`{name}` must be a bool, got {getattr(self, name)!r}.")
         check_rate("dropout", self.dropout)
@@ -211,6 +239,14 @@ class SITNConfig:
             raise ValueError(
                 f"`similarity` must be one of {SIMILARITIES}, got {self.similarity!r}."
             )
+        if self.cluster_assignment not in ASSIGNMENTS:
+            raise ValueError(
+                f"`cluster_assignment` must be one of {ASSIGNMENTS}, got "
+                f"{self.cluster_assignment!r}."
+            )
+        check_positive("assignment_temperature", self.assignment_temperature)
+        check_int("sinkhorn_iterations", self.sinkhorn_iterations, 1)
+        check_non_negative("usage_entropy_weight", self.usage_entropy_weight)
         check_int("freeze_encoder_steps", self.freeze_encoder_steps, 0)
         check_int("statistics_dim", self.statistics_dim, 1)
         check_rate("statistics_unknown_rate", self.statistics_unknown_rate)

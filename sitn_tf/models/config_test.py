@@ -70,6 +70,12 @@ def test_replace_validates_again():
         ({"attention_units": ()}, "attention_units"),
         ({"freeze_encoder_steps": -1}, "freeze_encoder_steps"),
         ({"use_i2c": 1}, "use_i2c"),
+        ({"cluster_assignment": "kmeans"}, "cluster_assignment"),
+        ({"assignment_temperature": 0.0}, "assignment_temperature"),
+        ({"sinkhorn_iterations": 0}, "sinkhorn_iterations"),
+        ({"usage_entropy_weight": -1.0}, "usage_entropy_weight"),
+        ({"normalize_new_clusters": "yes"}, "normalize_new_clusters"),
+        ({"stop_gradient_views": 0}, "stop_gradient_views"),
     ],
 )
 def test_bad_arguments_name_the_field(changes, argument):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -9,6 +10,11 @@ import keras
 from keras import ops
 
 from sitn_tf import ops as sitn_ops
+from sitn_tf.cluster_health import (
+    ClusterUsage,
+    nearest_cross_domain_cosine_tensor,
+    random_baseline,
+)
 from sitn_tf.layers import InterestClusters, MaskedMeanPooling, SequenceEncoder
 from sitn_tf.models import _inputs
 from sitn_tf.models.config import SITNConfig, as_config
@@ -32,6 +38,19 @@ def build_encoder(config: SITNConfig, domain: str) -> SequenceEncoder:
         dropout=config.dropout,
         name=f"{domain}_encoder",
     )
+
+
+def _usage_gap(assignment, weights):
+    """`ln K - H(mean_i pi_i)` over the weighted rows: 0 when the batch uses every cluster evenly.
+
+    Args:
+        assignment: `(batch, K)` Eq. 5 assignments `pi`.
+        weights: `(batch,)` row weights (0 for invalid pairs).
+    """
+    weights = ops.expand_dims(weights, 1)
+    mean = ops.sum(assignment * weights, axis=0) / ops.maximum(ops.sum(weights), 1e-12)
+    entropy = -ops.sum(mean * ops.log(ops.maximum(mean, 1e-12)))
+    return math.log(assignment.shape[-1]) - entropy
 
 
 @keras.saving.register_keras_serializable(package="sitn_tf")
@@ -70,7 +89,12 @@ class SITNPretrainer(keras.Model):
     and `source_valid`, `target_valid` (`(batch,)` bool). `compute_loss`
     (used by `fit`/`evaluate`) returns `L_ssl` and logs `loss_i2i`,
     `loss_i2c` and `loss_i2c_k{K}` per granularity (only the terms that are
-    switched on). Compile with just an optimizer:
+    switched on), `loss_usage` with `usage_entropy_weight > 0`, and the
+    cluster health of each granularity (`sitn_tf.cluster_health`):
+    `{domain}_k{K}_usage_entropy`, `_effective_clusters`, `_dead_clusters`,
+    `k{K}_cross_cosine` (its random level is `random_cross_cosine[K]`) and
+    `k{K}_logit_gap`; `cluster_health(logs)` gathers them per K. Compile
+    with just an optimizer:
 
         model = SITNPretrainer(config)
         model.compile(optimizer=keras.optimizers.Adam(1e-3))
@@ -104,6 +128,11 @@ class SITNPretrainer(keras.Model):
                             top_k=cfg.top_k,
                             similarity=cfg.similarity,
                             multi_view_units=cfg.multi_view_units,
+                            assignment=cfg.cluster_assignment,
+                            assignment_temperature=cfg.assignment_temperature,
+                            sinkhorn_iterations=cfg.sinkhorn_iterations,
+                            normalize_new_clusters=cfg.normalize_new_clusters,
+                            stop_gradient_views=cfg.stop_gradient_views,
                             name=f"{domain}_clusters_k{k}",
                         )
                     )
@@ -111,7 +140,28 @@ class SITNPretrainer(keras.Model):
         names = ["loss_i2i"] if cfg.use_i2i else []
         if cfg.use_i2c:
             names += ["loss_i2c"] + [f"loss_i2c_k{k}" for k in cfg.granularities]
+            if cfg.usage_entropy_weight > 0:
+                names.append("loss_usage")
         self.loss_trackers = [keras.metrics.Mean(name=name) for name in names]
+        # Cluster health (`sitn_tf.cluster_health`), per granularity: usage
+        # of each domain's clusters, cross-domain cosine, Eq. 7's logit gap.
+        self.usage_metrics = []
+        self.health_means = []
+        self.random_cross_cosine: dict[int, float] = {}
+        if cfg.use_i2c:
+            for k in cfg.granularities:
+                if k >= 2:
+                    self.usage_metrics += [
+                        ClusterUsage(k, name=f"{domain}_k{k}") for domain in ("source", "target")
+                    ]
+                self.health_means += [
+                    keras.metrics.Mean(name=f"k{k}_cross_cosine"),
+                    keras.metrics.Mean(name=f"k{k}_logit_gap"),
+                ]
+                # Where the clusters start (i.i.d. normal), hence the level
+                # training must beat to have aligned the two domains.
+                shape = (k, cfg.embedding_dim)
+                self.random_cross_cosine[k] = random_baseline(shape, seed=k, n_draws=20).mean
         # Every variable's shape follows from the config, so build now: the
         # model is complete right after construction (weight copying and
         # `.keras` loading need no dummy batch).
@@ -148,8 +198,12 @@ class SITNPretrainer(keras.Model):
 
         Returns:
             `{"loss": L_ssl}` plus `loss_i2i`, `loss_i2c`, `loss_i2c_k{K}`
-            for the terms that are switched on.
+            and `loss_usage` for the terms that are switched on.
         """
+        return self._ssl_terms(outputs, sample_weight, training)[0]
+
+    def _ssl_terms(self, outputs, sample_weight=None, training=None):
+        """`(terms, health, valid)`: the loss terms, per K the raw numbers of the health metrics."""
         cfg = self.config
         p_s, p_t = outputs["source_instance"], outputs["target_instance"]
         valid = ops.logical_and(outputs["source_valid"], outputs["target_valid"])
@@ -162,6 +216,7 @@ class SITNPretrainer(keras.Model):
             return ops.where(total > 0, ops.sum(rows * weights) / ops.maximum(total, 1e-12), 0.0)
 
         terms = {}
+        health = {}
         total = ops.zeros((), p_s.dtype)
         if cfg.use_i2i:
             tau, sim = cfg.temperature, cfg.similarity
@@ -171,36 +226,105 @@ class SITNPretrainer(keras.Model):
             terms["loss_i2i"] = mean(rows)
             total = total + terms["loss_i2i"]
         if cfg.use_i2c:
+            tau, sim = cfg.temperature, cfg.similarity
             i2c = ops.zeros((), p_s.dtype)
+            usage = ops.zeros((), p_s.dtype)
             for k, source_layer, target_layer in zip(
                 cfg.granularities,
                 self.source_clusters,
                 self.target_clusters,
                 strict=True,
             ):
-                u_s, q_s = source_layer(p_s, mask=valid, training=training)
-                u_t, q_t = target_layer(p_t, mask=valid, training=training)
+                pi_s = source_layer.assign(p_s, mask=valid)
+                pi_t = target_layer.assign(p_t, mask=valid)
+                u_s = source_layer.new_clusters(p_s, mask=valid, assignment=pi_s)
+                u_t = target_layer.new_clusters(p_t, mask=valid, assignment=pi_t)
+                q_s = source_layer.views(p_s, u_s, training=training)
+                q_t = target_layer.views(p_t, u_t, training=training)
                 rows = sitn_ops.instance_to_cluster_nce(
-                    p_s, q_t, u_t, cfg.temperature, cfg.similarity
-                ) + sitn_ops.instance_to_cluster_nce(p_t, q_s, u_s, cfg.temperature, cfg.similarity)
+                    p_s, q_t, u_t, tau, sim
+                ) + sitn_ops.instance_to_cluster_nce(p_t, q_s, u_s, tau, sim)
                 terms[f"loss_i2c_k{k}"] = mean(rows)
                 i2c = i2c + terms[f"loss_i2c_k{k}"]
+                if cfg.usage_entropy_weight > 0:
+                    usage = usage + _usage_gap(pi_s, weights) + _usage_gap(pi_t, weights)
+                gap = 0.5 * (
+                    sitn_ops.instance_to_cluster_gap(p_s, q_t, u_t, tau, sim)
+                    + sitn_ops.instance_to_cluster_gap(p_t, q_s, u_s, tau, sim)
+                )
+                health[k] = {
+                    "source_nearest": source_layer.nearest(ops.stop_gradient(p_s)),
+                    "target_nearest": target_layer.nearest(ops.stop_gradient(p_t)),
+                    "cross_cosine": nearest_cross_domain_cosine_tensor(
+                        source_layer.clusters, target_layer.clusters
+                    ),
+                    "logit_gap": mean(ops.stop_gradient(gap)),
+                }
             terms["loss_i2c"] = i2c
             total = total + i2c
+            if cfg.usage_entropy_weight > 0:
+                terms["loss_usage"] = cfg.usage_entropy_weight * usage
+                total = total + terms["loss_usage"]
+
         terms["loss"] = total
-        return terms
+        return terms, health, valid
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """`L_ssl` for `fit`/`evaluate`; `y` is ignored (self-supervised)."""
         if y_pred is None:
             y_pred = self(x, training=training)
-        terms = self.compute_ssl_losses(y_pred, sample_weight=sample_weight, training=training)
+        terms, health, valid = self._ssl_terms(y_pred, sample_weight, training)
         for tracker in self.loss_trackers:
             tracker.update_state(terms[tracker.name])
+        self._update_health(health, valid)
         loss = terms["loss"]
         if self.losses:
             loss = loss + ops.sum(self.losses)
         return loss
+
+    def _update_health(self, health, valid) -> None:
+        usage = {metric.name: metric for metric in self.usage_metrics}
+        means = {metric.name: metric for metric in self.health_means}
+        for k, numbers in health.items():
+            for domain in ("source", "target"):
+                if f"{domain}_k{k}" in usage:
+                    usage[f"{domain}_k{k}"].update_state(numbers[f"{domain}_nearest"], valid)
+            means[f"k{k}_cross_cosine"].update_state(numbers["cross_cosine"])
+            # Batches without a valid pair carry no gap.
+            means[f"k{k}_logit_gap"].update_state(
+                numbers["logit_gap"], sample_weight=ops.cast(ops.any(valid), "float32")
+            )
+
+    def cluster_health(self, logs: Mapping[str, Any], prefix: str = "val_") -> dict[str, Any]:
+        """Cluster health per granularity from one epoch's logs (JSON-safe).
+
+        Args:
+            logs: `{name: value}` as Keras logs them (e.g. the last entry of
+                each history list).
+            prefix: `"val_"` for the eval split's figures, `""` for training's.
+
+        Returns:
+            `{str(K): {source_usage_entropy, source_effective_clusters,
+            source_dead_clusters, target_..., cross_cosine,
+            random_cross_cosine, cross_cosine_margin, logit_gap}}`; empty
+            without `L_i2c`.
+        """
+        report: dict[str, Any] = {}
+        for k in self.random_cross_cosine:
+            entry: dict[str, Any] = {}
+            for domain in ("source", "target"):
+                for what in ("usage_entropy", "effective_clusters", "dead_clusters"):
+                    key = f"{prefix}{domain}_k{k}_{what}"
+                    if key in logs:
+                        entry[f"{domain}_{what}"] = float(logs[key])
+            for what in ("cross_cosine", "logit_gap"):
+                if f"{prefix}k{k}_{what}" in logs:
+                    entry[what] = float(logs[f"{prefix}k{k}_{what}"])
+            entry["random_cross_cosine"] = self.random_cross_cosine[k]
+            if "cross_cosine" in entry:
+                entry["cross_cosine_margin"] = entry["cross_cosine"] - entry["random_cross_cosine"]
+            report[str(k)] = entry
+        return report
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable, "config": self.config.to_dict()}

@@ -178,12 +178,19 @@ def test_fit_logs_every_term_then_save_and_reload_is_identical(tmp_path):
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     x, _ = random_batch(config, batch=16)
     history = model.fit(x, batch_size=8, epochs=1, verbose=0)
-    assert set(history.history) == {"loss", "loss_i2i", "loss_i2c", "loss_i2c_k3", "loss_i2c_k5"}
+    health = {
+        f"{part}_{what}"
+        for k in (3, 5)
+        for part in (f"source_k{k}", f"target_k{k}")
+        for what in ("usage_entropy", "effective_clusters", "dead_clusters")
+    } | {f"k{k}_{what}" for k in (3, 5) for what in ("cross_cosine", "logit_gap")}
+    losses = {"loss", "loss_i2i", "loss_i2c", "loss_i2c_k3", "loss_i2c_k5"}
+    assert set(history.history) == losses | health
     logs = model.evaluate(x, batch_size=16, verbose=0, return_dict=True)
     assert set(logs) == set(history.history)
     terms = _losses(model, x)
-    for name, value in logs.items():
-        np.testing.assert_allclose(value, terms[name], rtol=1e-5, err_msg=name)
+    for name in losses:
+        np.testing.assert_allclose(logs[name], terms[name], rtol=1e-5, err_msg=name)
     ones = _losses(model, x, sample_weight=np.ones(16, "float32"))
     np.testing.assert_allclose(ones["loss"], terms["loss"], rtol=1e-6)
 
@@ -195,6 +202,77 @@ def test_fit_logs_every_term_then_save_and_reload_is_identical(tmp_path):
         np.testing.assert_array_equal(_np(restored(x)[name]), _np(value))
     assert _losses(restored, x) == terms
     assert SITNPretrainer.from_config(model.get_config()).config == config
+
+
+def _np_unit(x):
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def test_cluster_health_logs_match_numpy():
+    config = tiny_config(similarity="cosine")
+    model = SITNPretrainer(config)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    x, _ = random_batch(config, batch=16)
+    logs = model.evaluate(x, batch_size=16, verbose=0, return_dict=True)
+    out = {name: _np(value) for name, value in model(x).items()}
+    valid = out["source_valid"] & out["target_valid"]
+    assert 0 < valid.sum() < 16  # the fixture has empty histories
+    tau = config.temperature
+    for k, source, target in zip((3, 5), model.source_clusters, model.target_clusters, strict=True):
+        c = {"source": _np(source.clusters), "target": _np(target.clusters)}
+        for domain in ("source", "target"):
+            p = _np_unit(out[f"{domain}_instance"][valid])
+            counts = np.bincount((p @ _np_unit(c[domain]).T).argmax(1), minlength=k)
+            share = counts[counts > 0] / counts.sum()
+            entropy = -(share * np.log(share)).sum()
+            np.testing.assert_allclose(
+                logs[f"{domain}_k{k}_usage_entropy"], entropy / np.log(k), rtol=1e-5
+            )
+            np.testing.assert_allclose(
+                logs[f"{domain}_k{k}_effective_clusters"], np.exp(entropy), rtol=1e-5
+            )
+            assert logs[f"{domain}_k{k}_dead_clusters"] == (counts == 0).sum()
+        cos = _np_unit(c["source"]) @ _np_unit(c["target"]).T
+        cross = np.concatenate([cos.max(1), cos.max(0)]).mean()
+        np.testing.assert_allclose(logs[f"k{k}_cross_cosine"], cross, rtol=1e-5)
+        # Eq. 7's gap, both directions, from the layers' own U and q.
+        gaps = []
+        for a, other in (("source", target), ("target", source)):
+            b = "target" if a == "source" else "source"
+            u, q = other(out[f"{b}_instance"], mask=valid)
+            anchor = _np_unit(out[f"{a}_instance"])
+            positive = (anchor * _np_unit(_np(q))).sum(1) / tau
+            negative = (anchor @ _np_unit(_np(u)).T).max(1) / tau
+            gaps.append(positive - negative)
+        np.testing.assert_allclose(
+            logs[f"k{k}_logit_gap"], (0.5 * (gaps[0] + gaps[1]))[valid].mean(), rtol=1e-4, atol=1e-5
+        )
+    report = model.cluster_health(logs, prefix="")
+    assert set(report) == {"3", "5"}
+    assert report["5"]["cross_cosine_margin"] == pytest.approx(
+        logs["k5_cross_cosine"] - model.random_cross_cosine[5]
+    )
+
+
+def test_usage_regulariser_is_the_gap_to_uniform_use():
+    config = tiny_config(usage_entropy_weight=0.5, granularities=(4,))
+    model = SITNPretrainer(config)
+    x, _ = random_batch(config, batch=16)
+    out = model(x)
+    terms = _losses(model, x)
+    valid = _np(out["source_valid"]) & _np(out["target_valid"])
+    total = 0.0
+    for domain, layer in (
+        ("source", model.source_clusters[0]),
+        ("target", model.target_clusters[0]),
+    ):
+        pi = _np(layer.assign(out[f"{domain}_instance"]))[valid]
+        mean = pi.mean(0)
+        total += np.log(4) + (mean * np.log(mean)).sum()
+    np.testing.assert_allclose(terms["loss_usage"], 0.5 * total, rtol=1e-5)
+    np.testing.assert_allclose(
+        terms["loss"], terms["loss_i2i"] + terms["loss_i2c"] + terms["loss_usage"], rtol=1e-6
+    )
 
 
 def test_sample_weights_weight_the_rows():

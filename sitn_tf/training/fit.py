@@ -68,6 +68,9 @@ class FitResult:
         restored_variables: pretrained variable paths loaded into stage 2.
         initial_epoch: finished epochs restored from `backup_dir` (0: the
             training started from scratch).
+        cluster_health: stage 1 with `L_i2c`: the eval split's cluster
+            health of the last epoch per granularity
+            (`SITNPretrainer.cluster_health`); None otherwise.
     """
 
     model: keras.Model
@@ -78,6 +81,7 @@ class FitResult:
     seconds: float
     restored_variables: list[str] = dataclasses.field(default_factory=list)
     initial_epoch: int = 0
+    cluster_health: dict[str, Any] | None = None
 
     @property
     def steps(self) -> int:
@@ -92,6 +96,7 @@ class FitResult:
             "train_seconds": round(self.seconds, 2),
             "restored_variables": len(self.restored_variables),
             "initial_epoch": self.initial_epoch,
+            **({} if self.cluster_health is None else {"cluster_health": self.cluster_health}),
             "history": self.history,
         }
 
@@ -303,6 +308,7 @@ def fit_pretrainer(
     logger.info(
         "stage 1 done in %.1fs: %s", fitted.seconds, {k: v[-1] for k, v in fitted.history.items()}
     )
+    last = {name: values[-1] for name, values in fitted.history.items() if values}
     return FitResult(
         model=model,
         history=fitted.history,
@@ -311,6 +317,7 @@ def fit_pretrainer(
         steps_per_epoch=fitted.steps_per_epoch,
         seconds=fitted.seconds,
         initial_epoch=fitted.initial_epoch,
+        cluster_health=model.cluster_health(last) if config.use_i2c else None,
     )
 
 

@@ -22,105 +22,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import NamedTuple, TypedDict
+from typing import TypedDict
 
 import numpy as np
+
+# One implementation of the cross-domain numbers for the model's training
+# logs and for this report (`clusters.json`, Figure 3's titles).
+from sitn_tf.cluster_health import check_matrix, nearest_cross_domain_cosine, random_baseline
 
 # t-SNE point count from which Barnes-Hut beats exact gradients (measured on 2 CPU cores:
 # 16 points 0.5 s exact vs 4 s Barnes-Hut; 512 points 27 s exact vs 14 s Barnes-Hut).
 EXACT_TSNE_BELOW = 200
-
-
-def _check_matrix(name: str, x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
-        raise ValueError(f"`{name}` must have shape (num_clusters, dim), got {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"`{name}` has non-finite values")
-    return x
-
-
-def _unit_rows(name: str, x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    zero = np.flatnonzero(norms[:, 0] == 0.0)
-    if zero.size:
-        raise ValueError(f"`{name}` rows {zero.tolist()} are all zero; cosine is undefined")
-    return x / norms
-
-
-def cosine_similarity_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """`(K, K')` cosine similarities between the rows of `a` `(K, D)` and `b` `(K', D)`."""
-    a = _check_matrix("a", a)
-    b = _check_matrix("b", b)
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"dimensions differ: `a` has D={a.shape[1]}, `b` has D={b.shape[1]}")
-    return _unit_rows("a", a) @ _unit_rows("b", b).T
-
-
-def nearest_cross_domain_cosine(source: np.ndarray, target: np.ndarray) -> float:
-    """Mean cosine similarity of each cluster to its nearest cluster in the other domain.
-
-    With `S = cos(source, target)` of shape `(K, K')`, the value is the mean of
-    the `K + K'` numbers
-
-        [max_j S[i, j] for i in 0..K-1]  ∪  [max_i S[i, j] for j in 0..K'-1],
-
-    i.e. every source cluster's best match among the target clusters and every
-    target cluster's best match among the source clusters, each counted once.
-    Using both directions keeps a domain whose clusters all crowd near one
-    cluster of the other domain from scoring high. In [-1, 1]; 1 when every
-    cluster has an exact direction match in the other domain.
-
-    Args:
-      source: `(K, D)` clusters of the source domain.
-      target: `(K', D)` clusters of the target domain.
-    """
-    sim = cosine_similarity_matrix(source, target)
-    return float(np.mean(np.concatenate([sim.max(axis=1), sim.max(axis=0)])))
-
-
-class RandomBaseline(NamedTuple):
-    """Mean and std (ddof=1) of `nearest_cross_domain_cosine` over the random draws."""
-
-    mean: float
-    std: float
-
-
-def random_baseline(
-    shape: tuple[int, int],
-    seed: int,
-    n_draws: int = 100,
-    target_shape: tuple[int, int] | None = None,
-) -> RandomBaseline:
-    """`nearest_cross_domain_cosine` of random clusters: the chance level.
-
-    Each draw samples source `(K, D) = shape` and target `target_shape`
-    (default: `shape`) i.i.d. standard normal. Cosine similarity is
-    scale-invariant, so the variance of the Gaussian does not matter; only K,
-    K' and D do (for large D the cosine of independent directions is about
-    N(0, 1/D), so the nearest match grows like sqrt(2 ln K' / D)).
-    Reproducible for a given `seed`.
-    """
-    target_shape = tuple(shape) if target_shape is None else tuple(target_shape)
-    for name, s in (("shape", tuple(shape)), ("target_shape", target_shape)):
-        if len(s) != 2 or any(not isinstance(v, (int, np.integer)) or v < 1 for v in s):
-            raise ValueError(f"`{name}` must be (num_clusters, dim) of positive ints, got {s}")
-    if shape[1] != target_shape[1]:
-        raise ValueError(
-            f"dimensions differ: `shape` {tuple(shape)}, `target_shape` {target_shape}"
-        )
-    if not isinstance(n_draws, (int, np.integer)) or n_draws < 2:
-        raise ValueError(f"`n_draws` must be an int >= 2, got {n_draws!r}")
-    rng = np.random.default_rng(seed)
-    values = np.array(
-        [
-            nearest_cross_domain_cosine(
-                rng.standard_normal(tuple(shape)), rng.standard_normal(target_shape)
-            )
-            for _ in range(n_draws)
-        ]
-    )
-    return RandomBaseline(mean=float(values.mean()), std=float(values.std(ddof=1)))
 
 
 class ClusterUsage(TypedDict):
@@ -219,8 +131,8 @@ def compare_clusters(
     source: np.ndarray, target: np.ndarray, seed: int, n_draws: int = 100
 ) -> ClusterComparison:
     """Learned `nearest_cross_domain_cosine` next to its random baseline."""
-    source = _check_matrix("source", source)
-    target = _check_matrix("target", target)
+    source = check_matrix("source", source)
+    target = check_matrix("target", target)
     random = random_baseline(source.shape, seed, n_draws, target_shape=target.shape)
     return {
         "num_clusters": int(source.shape[0]),
@@ -271,8 +183,8 @@ def tsne_figure(
         pair = clusters_by_k[k]
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise ValueError(f"K={k}: expected a (source, target) pair")
-        source = _check_matrix(f"source (K={k})", pair[0])
-        target = _check_matrix(f"target (K={k})", pair[1])
+        source = check_matrix(f"source (K={k})", pair[0])
+        target = check_matrix(f"target (K={k})", pair[1])
         if source.shape[0] != k:
             raise ValueError(f"K={k}: source has {source.shape[0]} clusters")
         if source.shape[0] + target.shape[0] < 4:

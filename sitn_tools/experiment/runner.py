@@ -100,10 +100,30 @@ def committed_record_path(report_dir: str, variant: str, seed: int) -> str:
     return os.path.join(report_dir, "runs", f"{variant}-seed-{seed}.json")
 
 
+def _with_new_model_defaults(recorded: Any) -> Any:
+    """A record's Trainer config with the model fields added after it was made, at their defaults.
+
+    A model field added later defaults to the behaviour before it existed
+    (e.g. the paper's Eq. 5 for the cluster remedies), so a record without
+    it was made with its default and stays comparable.
+    """
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("model"), dict):
+        return recorded
+    from sitn_tf.models import SITNConfig
+
+    defaults = {
+        name: value
+        for name, value in SITNConfig().to_dict().items()
+        if name not in ("num_source_items", "num_target_items", "num_categories")
+    }
+    return {**recorded, "model": {**defaults, **recorded["model"]}}
+
+
 def _reusable(record: dict[str, Any], config: dict[str, Any], variant, seed: int) -> bool:
     """A record counts only if made with the same Trainer settings and the same data."""
-    return record.get("config") == portable(
-        config_lib.trainer_config(config, variant, seed)
+    wanted = portable(config_lib.trainer_config(config, variant, seed))
+    return _with_new_model_defaults(record.get("config")) == _with_new_model_defaults(
+        wanted
     ) and record.get("data_config", config["data"]) == portable(config["data"])
 
 
@@ -247,6 +267,7 @@ def run_one(
         record["pretrain_seconds"] = round(stage1.seconds, 2)
         record["pretrain_steps"] = stage1.steps
         record["pretrain_history"] = stage1.history
+        record["pretrain_cluster_health"] = stage1.cluster_health
         # Kept for Figure 3 (the cluster analysis reads it back); relative to
         # the run's folder, so a resumed experiment finds it wherever it lives.
         path = training.save_pretrainer(stage1.model, os.path.join(run_dir, "pretrain"))
@@ -309,16 +330,17 @@ def cluster_analysis(
 ) -> dict[str, Any]:
     """Figure 3 and its numbers from one stage-1 model.
 
-    Per granularity K: the learned source and target clusters (`C^s`, `C^t`),
-    the mean nearest-cross-domain cosine against random clusters of the same
-    shape, and the cluster usage entropy of the eval split's instances (each
-    instance counted at its most similar cluster; 1 = all clusters used
-    evenly, 0 = collapse onto one).
+    Per granularity K: the learned source and target clusters (`C^s`, `C^t`)
+    in a t-SNE panel, and the cluster health that stage 1 logs
+    (`SITNPretrainer.cluster_health`: usage entropy, effective and dead
+    clusters per domain, nearest cross-domain cosine against random
+    clusters of the same shape, Eq. 7's logit gap), measured here by the
+    model's own metrics on the eval split's first `eval_steps` batches of
+    512 pairs. The panel titles use the same cosine functions.
     """
     import keras
     import tensorflow_transform as tft
 
-    from sitn_tf import ops as sitn_ops
     from sitn_tf import training
     from sitn_tools.experiment import clusters as clusters_lib
 
@@ -333,16 +355,10 @@ def cluster_analysis(
         repeat=False,
         keep=training.pretraining_pair,
         with_label=False,
-    )
-    instances: dict[str, list[np.ndarray]] = {"source": [], "target": []}
-    for step, batch in enumerate(dataset):
-        if step >= max(1, eval_steps):
-            break
-        out = model(batch, training=False)
-        for domain in instances:
-            valid = np.asarray(out[f"{domain}_valid"])
-            instances[domain].append(np.asarray(out[f"{domain}_instance"])[valid])
-    stacked = {d: np.concatenate(v) for d, v in instances.items()}
+    ).take(max(1, eval_steps))
+    model.compile(optimizer="adam")  # evaluate() needs a compiled model; no step is taken
+    logs = model.evaluate(dataset, verbose=0, return_dict=True)
+    health = model.cluster_health(logs, prefix="")
     by_k = {
         int(k): (np.asarray(source.clusters), np.asarray(target.clusters))
         for k, source, target in zip(
@@ -352,20 +368,13 @@ def cluster_analysis(
     report: dict[str, Any] = {
         "pretrainer": portable(pretrainer_path),
         "similarity": cfg.similarity,
+        "eval_batches": max(1, eval_steps),
     }
     per_k = {}
     compared = clusters_lib.tsne_figure(by_k, os.path.join(output, "clusters_tsne.png"), seed=seed)
-    for k, (source, target) in by_k.items():
+    for k in by_k:
         entry = dict(compared[k])
-        for domain, clusters in (("source", source), ("target", target)):
-            similarity = np.asarray(
-                sitn_ops.similarity_matrix(stacked[domain], clusters, cfg.similarity)
-            )
-            usage = clusters_lib.cluster_usage_entropy(similarity, k)
-            entry[f"{domain}_usage_entropy"] = usage["entropy"]
-            entry[f"{domain}_effective_clusters"] = usage["effective_clusters"]
-            entry[f"{domain}_unused_clusters"] = usage["unused"]
-        entry["eval_instances"] = {d: int(v.shape[0]) for d, v in stacked.items()}
+        entry.update(health[str(k)])
         per_k[str(k)] = entry
     report["granularities"] = per_k
     write_json(os.path.join(output, "clusters.json"), report)

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from sitn_tf.models import SITNConfig
+from sitn_tools.experiment.runner import _with_new_model_defaults
+
+
+def test_a_record_made_before_a_model_field_existed_matches_its_default():
+    current = {"model": SITNConfig(embedding_dim=32).to_dict(), "run": {"train_steps": 5}}
+    for name in ("num_source_items", "num_target_items", "num_categories"):
+        current["model"].pop(name)
+    old = {"model": dict(current["model"]), "run": {"train_steps": 5}}
+    del old["model"]["cluster_assignment"], old["model"]["usage_entropy_weight"]
+    assert _with_new_model_defaults(old) == _with_new_model_defaults(current)
+    # The field at a value other than its default is another configuration.
+    changed = {**current, "model": {**current["model"], "cluster_assignment": "sinkhorn"}}
+    assert _with_new_model_defaults(old) != _with_new_model_defaults(changed)
+    # A recorded value is never overwritten by a default.
+    assert _with_new_model_defaults(old)["model"]["embedding_dim"] == 32
+    assert _with_new_model_defaults(None) is None
