@@ -145,7 +145,8 @@ def test_cluster_analysis_per_granularity(experiment):
     # Every run that pretrained keeps its eval-split cluster health.
     for run in results["runs"]:
         if run.get("pretrain_steps"):
-            assert sorted(map(int, run["pretrain_cluster_health"])) == [8, 16, 32]
+            health = run["pretrain_cluster_health"]["granularities"]
+            assert sorted(map(int, health)) == [8, 16, 32]
 
 
 def test_rerun_reuses_everything(experiment):

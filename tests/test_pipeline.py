@@ -148,7 +148,8 @@ def test_pretrain_summary_has_cluster_health(local_run):
         "model_run/*/training_summary.json"
     )
     summary = json.loads(path.read_text())
-    health = summary["cluster_health"]
+    assert -1.0 <= summary["cluster_health"]["instance_cosine"]["target"] <= 1.0
+    health = summary["cluster_health"]["granularities"]
     assert health, "no granularity in the pretrain summary"
     for k, entry in health.items():
         assert 0.0 <= entry["target_usage_entropy"] <= 1.0

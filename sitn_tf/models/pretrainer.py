@@ -53,6 +53,17 @@ def _usage_gap(assignment, weights):
     return math.log(assignment.shape[-1]) - entropy
 
 
+def _mean_off_diagonal_cosine(instances, valid):
+    """Mean cosine over pairs of distinct valid rows, and the number of such pairs."""
+    unit = sitn_ops.l2_normalize(instances)
+    weights = ops.cast(valid, unit.dtype)
+    unit = unit * ops.expand_dims(weights, 1)
+    total = ops.sum(ops.matmul(unit, ops.transpose(unit))) - ops.sum(ops.square(unit))
+    count = ops.sum(weights)
+    pairs = count * (count - 1.0)
+    return total / ops.maximum(pairs, 1.0), ops.cast(pairs > 0, unit.dtype)
+
+
 @keras.saving.register_keras_serializable(package="sitn_tf")
 class SITNPretrainer(keras.Model):
     """Stage 1: `L_ssl = L_i2i + L_i2c` over pairs of user histories.
@@ -93,7 +104,8 @@ class SITNPretrainer(keras.Model):
     cluster health of each granularity (`sitn_tf.cluster_health`):
     `{domain}_k{K}_usage_entropy`, `_effective_clusters`, `_dead_clusters`,
     `k{K}_cross_cosine` (its random level is `random_cross_cosine[K]`) and
-    `k{K}_logit_gap`; `cluster_health(logs)` gathers them per K. Compile
+    `k{K}_logit_gap`, and `{domain}_instance_cosine` (instance collapse);
+    `cluster_health(logs)` gathers them per K. Compile
     with just an optimizer:
 
         model = SITNPretrainer(config)
@@ -146,7 +158,11 @@ class SITNPretrainer(keras.Model):
         # Cluster health (`sitn_tf.cluster_health`), per granularity: usage
         # of each domain's clusters, cross-domain cosine, Eq. 7's logit gap.
         self.usage_metrics = []
-        self.health_means = []
+        # Instance collapse: the mean cosine between two users' instances of
+        # a batch (near 1: every user is encoded alike and L_i2i is at chance).
+        self.health_means = [
+            keras.metrics.Mean(name=f"{domain}_instance_cosine") for domain in ("source", "target")
+        ]
         self.random_cross_cosine: dict[int, float] = {}
         if cfg.use_i2c:
             for k in cfg.granularities:
@@ -276,15 +292,20 @@ class SITNPretrainer(keras.Model):
         terms, health, valid = self._ssl_terms(y_pred, sample_weight, training)
         for tracker in self.loss_trackers:
             tracker.update_state(terms[tracker.name])
-        self._update_health(health, valid)
+        self._update_health(y_pred, health, valid)
         loss = terms["loss"]
         if self.losses:
             loss = loss + ops.sum(self.losses)
         return loss
 
-    def _update_health(self, health, valid) -> None:
+    def _update_health(self, outputs, health, valid) -> None:
         usage = {metric.name: metric for metric in self.usage_metrics}
         means = {metric.name: metric for metric in self.health_means}
+        for domain in ("source", "target"):
+            cosine, pairs = _mean_off_diagonal_cosine(
+                ops.stop_gradient(outputs[f"{domain}_instance"]), valid
+            )
+            means[f"{domain}_instance_cosine"].update_state(cosine, sample_weight=pairs)
         for k, numbers in health.items():
             for domain in ("source", "target"):
                 if f"{domain}_k{k}" in usage:
@@ -304,12 +325,21 @@ class SITNPretrainer(keras.Model):
             prefix: `"val_"` for the eval split's figures, `""` for training's.
 
         Returns:
-            `{str(K): {source_usage_entropy, source_effective_clusters,
-            source_dead_clusters, target_..., cross_cosine,
-            random_cross_cosine, cross_cosine_margin, logit_gap}}`; empty
-            without `L_i2c`.
+            `{"instance_cosine": {domain: mean cosine between two users'
+            instances}, "granularities": {str(K): {source_usage_entropy,
+            source_effective_clusters, source_dead_clusters, target_...,
+            cross_cosine, random_cross_cosine, cross_cosine_margin,
+            logit_gap}}}`; no granularity without `L_i2c`.
         """
-        report: dict[str, Any] = {}
+        granularities: dict[str, Any] = {}
+        report: dict[str, Any] = {
+            "instance_cosine": {
+                domain: float(logs[f"{prefix}{domain}_instance_cosine"])
+                for domain in ("source", "target")
+                if f"{prefix}{domain}_instance_cosine" in logs
+            },
+            "granularities": granularities,
+        }
         for k in self.random_cross_cosine:
             entry: dict[str, Any] = {}
             for domain in ("source", "target"):
@@ -323,7 +353,7 @@ class SITNPretrainer(keras.Model):
             entry["random_cross_cosine"] = self.random_cross_cosine[k]
             if "cross_cosine" in entry:
                 entry["cross_cosine_margin"] = entry["cross_cosine"] - entry["random_cross_cosine"]
-            report[str(k)] = entry
+            granularities[str(k)] = entry
         return report
 
     def get_config(self):

@@ -184,6 +184,7 @@ def test_fit_logs_every_term_then_save_and_reload_is_identical(tmp_path):
         for part in (f"source_k{k}", f"target_k{k}")
         for what in ("usage_entropy", "effective_clusters", "dead_clusters")
     } | {f"k{k}_{what}" for k in (3, 5) for what in ("cross_cosine", "logit_gap")}
+    health |= {"source_instance_cosine", "target_instance_cosine"}
     losses = {"loss", "loss_i2i", "loss_i2c", "loss_i2c_k3", "loss_i2c_k5"}
     assert set(history.history) == losses | health
     logs = model.evaluate(x, batch_size=16, verbose=0, return_dict=True)
@@ -217,6 +218,12 @@ def test_cluster_health_logs_match_numpy():
     out = {name: _np(value) for name, value in model(x).items()}
     valid = out["source_valid"] & out["target_valid"]
     assert 0 < valid.sum() < 16  # the fixture has empty histories
+    for domain in ("source", "target"):
+        unit = _np_unit(out[f"{domain}_instance"][valid])
+        pairs = unit @ unit.T
+        n = len(unit)
+        expected = (pairs.sum() - np.trace(pairs)) / (n * (n - 1))
+        np.testing.assert_allclose(logs[f"{domain}_instance_cosine"], expected, rtol=1e-4)
     tau = config.temperature
     for k, source, target in zip((3, 5), model.source_clusters, model.target_clusters, strict=True):
         c = {"source": _np(source.clusters), "target": _np(target.clusters)}
@@ -248,6 +255,8 @@ def test_cluster_health_logs_match_numpy():
             logs[f"k{k}_logit_gap"], (0.5 * (gaps[0] + gaps[1]))[valid].mean(), rtol=1e-4, atol=1e-5
         )
     report = model.cluster_health(logs, prefix="")
+    assert report["instance_cosine"]["target"] == logs["target_instance_cosine"]
+    report = report["granularities"]
     assert set(report) == {"3", "5"}
     assert report["5"]["cross_cosine_margin"] == pytest.approx(
         logs["k5_cross_cosine"] - model.random_cross_cosine[5]

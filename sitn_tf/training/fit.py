@@ -68,9 +68,9 @@ class FitResult:
         restored_variables: pretrained variable paths loaded into stage 2.
         initial_epoch: finished epochs restored from `backup_dir` (0: the
             training started from scratch).
-        cluster_health: stage 1 with `L_i2c`: the eval split's cluster
-            health of the last epoch per granularity
-            (`SITNPretrainer.cluster_health`); None otherwise.
+        cluster_health: stage 1: the eval split's cluster health of the
+            last epoch per granularity and its instance collapse
+            (`SITNPretrainer.cluster_health`); None for stage 2.
     """
 
     model: keras.Model
@@ -317,7 +317,7 @@ def fit_pretrainer(
         steps_per_epoch=fitted.steps_per_epoch,
         seconds=fitted.seconds,
         initial_epoch=fitted.initial_epoch,
-        cluster_health=model.cluster_health(last) if config.use_i2c else None,
+        cluster_health=model.cluster_health(last),
     )
 
 

@@ -69,7 +69,7 @@ def test_fit_ranker_starts_from_a_pretrainer_and_din_refuses_one():
     assert stage1.epochs_run == stage1.best_epoch == 1 and stage1.steps == 4
     assert {"loss", "loss_i2i", "loss_i2c", "val_loss"} <= set(stage1.history)
     # The eval split's cluster health of the last epoch, per granularity.
-    health = stage1.summary()["cluster_health"]
+    health = stage1.summary()["cluster_health"]["granularities"]
     assert set(health) == {str(k) for k in config.granularities}
     for k, entry in health.items():
         assert entry["target_dead_clusters"] == stage1.history[f"val_target_k{k}_dead_clusters"][-1]

@@ -374,9 +374,10 @@ def cluster_analysis(
     compared = clusters_lib.tsne_figure(by_k, os.path.join(output, "clusters_tsne.png"), seed=seed)
     for k in by_k:
         entry = dict(compared[k])
-        entry.update(health[str(k)])
+        entry.update(health["granularities"][str(k)])
         per_k[str(k)] = entry
     report["granularities"] = per_k
+    report["instance_cosine"] = health["instance_cosine"]
     write_json(os.path.join(output, "clusters.json"), report)
     return report
 
