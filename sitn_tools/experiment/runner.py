@@ -100,23 +100,29 @@ def committed_record_path(report_dir: str, variant: str, seed: int) -> str:
     return os.path.join(report_dir, "runs", f"{variant}-seed-{seed}.json")
 
 
-def _with_new_model_defaults(recorded: Any) -> Any:
-    """A record's Trainer config with the model fields added after it was made, at their defaults.
+# Model fields added after records were committed, with the value that
+# reproduces the behaviour before each existed (the paper's Eqs. 5-7), which
+# is not necessarily today's default.
+MODEL_FIELDS_ADDED: dict[str, Any] = {
+    "cluster_assignment": "softmax",
+    "assignment_temperature": 1.0,
+    "sinkhorn_iterations": 3,
+    "normalize_new_clusters": False,
+    "stop_gradient_views": False,
+    "usage_entropy_weight": 0.0,
+}
 
-    A model field added later defaults to the behaviour before it existed
-    (e.g. the paper's Eq. 5 for the cluster remedies), so a record without
-    it was made with its default and stays comparable.
+
+def _with_new_model_defaults(recorded: Any) -> Any:
+    """A record's Trainer config with `MODEL_FIELDS_ADDED` filled in where it lacks them.
+
+    A record made before a model field existed was made with the behaviour
+    the field's listed value reproduces, so it stays comparable with a
+    config that sets that value.
     """
     if not isinstance(recorded, dict) or not isinstance(recorded.get("model"), dict):
         return recorded
-    from sitn_tf.models import SITNConfig
-
-    defaults = {
-        name: value
-        for name, value in SITNConfig().to_dict().items()
-        if name not in ("num_source_items", "num_target_items", "num_categories")
-    }
-    return {**recorded, "model": {**defaults, **recorded["model"]}}
+    return {**recorded, "model": {**MODEL_FIELDS_ADDED, **recorded["model"]}}
 
 
 def _reusable(record: dict[str, Any], config: dict[str, Any], variant, seed: int) -> bool:

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from sitn_tf.models import SITNConfig
-from sitn_tools.experiment.runner import _with_new_model_defaults
+from sitn_tools.experiment.runner import MODEL_FIELDS_ADDED, _with_new_model_defaults
 
 
-def test_a_record_made_before_a_model_field_existed_matches_its_default():
-    current = {"model": SITNConfig(embedding_dim=32).to_dict(), "run": {"train_steps": 5}}
+def test_a_record_made_before_a_model_field_existed_matches_the_old_behaviour():
+    paper = SITNConfig(embedding_dim=32, **MODEL_FIELDS_ADDED)
+    current = {"model": paper.to_dict(), "run": {"train_steps": 5}}
     for name in ("num_source_items", "num_target_items", "num_categories"):
         current["model"].pop(name)
     old = {"model": dict(current["model"]), "run": {"train_steps": 5}}
