@@ -602,6 +602,7 @@ def row_metrics(
     known: np.ndarray,
     history_lengths: np.ndarray,
     probabilities: bool = True,
+    source_history_lengths: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The test metrics of one run or baseline (all arrays `[n]`, row-aligned).
 
@@ -610,7 +611,9 @@ def row_metrics(
     `known_gauc`, `known_examples` (the rows with `known`, i.e. a candidate in
     the train vocabulary) and `by_history_length`: `{bucket: {"auc",
     "examples", "positives"}}` for each of `HISTORY_BUCKETS` (AUC None where a
-    bucket lacks a class). None marks an undefined AUC.
+    bucket lacks a class); with `source_history_lengths`, the same over the
+    source history as `by_source_history_length`. None marks an undefined
+    AUC.
     """
     labels = np.asarray(labels)
     scores = np.asarray(scores, np.float64)
@@ -621,7 +624,14 @@ def row_metrics(
     out["known_auc"] = _none_for_nan(metrics.auc(labels[known], scores[known]))
     out["known_gauc"] = _none_for_nan(known_gauc)
     out["known_examples"] = int(known.sum())
-    bucket = history_buckets(history_lengths)
+    out["by_history_length"] = _by_length(labels, scores, history_lengths)
+    if source_history_lengths is not None:
+        out["by_source_history_length"] = _by_length(labels, scores, source_history_lengths)
+    return out
+
+
+def _by_length(labels: np.ndarray, scores: np.ndarray, lengths: np.ndarray) -> dict[str, Any]:
+    bucket = history_buckets(lengths)
     by_length = {}
     for index, (_, _, name) in enumerate(HISTORY_BUCKETS):
         mask = bucket == index
@@ -630,8 +640,7 @@ def row_metrics(
             "examples": int(mask.sum()),
             "positives": int(labels[mask].sum()),
         }
-    out["by_history_length"] = by_length
-    return out
+    return by_length
 
 
 def candidate_metrics(
@@ -662,6 +671,7 @@ class RowSlices:
     items: np.ndarray  # object: candidate item tokens
     known: np.ndarray  # bool: candidate in the train vocabulary
     history_lengths: np.ndarray  # int64: the raw row's target history length
+    source_history_lengths: np.ndarray | None = None  # int64: its source history length
 
     def check(self, labels: np.ndarray, items: np.ndarray | None = None) -> None:
         """Raises ValueError unless `labels` (and `items`) are these rows, in this order."""
@@ -679,6 +689,7 @@ def row_slices(dataset: Dataset, stats: TrainStatistics) -> RowSlices:
         items=dataset.target_items.names()[test.items],
         known=known_candidates(test, stats),
         history_lengths=test.target_history.lengths,
+        source_history_lengths=test.source_history.lengths,
     )
 
 
@@ -702,7 +713,13 @@ def evaluate(dataset: Dataset, stats: TrainStatistics | None = None) -> dict[str
             "label": label,
             "probability": probability,
             "metrics": row_metrics(
-                test.labels, scores[name], test.users, known, lengths, probability
+                test.labels,
+                scores[name],
+                test.users,
+                known,
+                lengths,
+                probability,
+                source_history_lengths=test.source_history.lengths,
             ),
             "metrics_by_candidate": candidate_metrics(
                 test.labels, scores[name], test.users, known, probability

@@ -581,6 +581,59 @@ def simple_baseline_table(baselines: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+HISTORY_SLICES = (("by_history_length", "target"), ("by_source_history_length", "source"))
+
+
+def gain_by_history_table(records: Iterable[Mapping[str, Any]], reference: str = "din") -> str:
+    """Where a model helps: its test AUC minus `reference`'s per history-length bucket.
+
+    One row per (variant other than `reference`, domain, bucket): the
+    bucket's test rows, the mean ± std over seeds of the per-seed AUC
+    difference and the two-sided paired t-test's p (`paired_test` on the
+    bucket's AUC). Reads `metrics["by_history_length"]` (target) and
+    `metrics["by_source_history_length"]` (source) where every run of both
+    variants has them; buckets without an AUC in some run are left out.
+    Empty when `reference` has no runs.
+    """
+    records = list(records)
+    by_variant = _index_records(records)
+    if reference not in by_variant:
+        return ""
+    lines = [
+        f"| variant | history | length | test rows | AUC − {reference} (mean ± std) | p (paired t) |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    rows = 0
+    for variant in sorted(set(by_variant) - {reference}):
+        seeds = sorted(set(by_variant[variant]) & set(by_variant[reference]))
+        if len(seeds) < 2:
+            continue
+        for key, domain in HISTORY_SLICES:
+            runs = [by_variant[name][seed] for name in (variant, reference) for seed in seeds]
+            slices = [r["metrics"].get(key) for r in runs]
+            if any(not s for s in slices):
+                continue
+            for bucket in slices[0]:
+                if any(s.get(bucket, {}).get("auc") is None for s in slices):
+                    continue
+                derived = [
+                    {"variant": name, "seed": seed, "metrics": {"auc": s[bucket]["auc"]}}
+                    for (name, seed), s in zip(
+                        [(n, sd) for n in (variant, reference) for sd in seeds], slices, strict=True
+                    )
+                ]
+                test = paired_test(derived, variant, reference)
+                std = test["std_diff"]
+                lines.append(
+                    f"| {variant} | {domain} | {bucket} | {slices[0][bucket]['examples']:,} | "
+                    f"{test['mean_diff']:+.4f}"
+                    + (f" ± {std:.4f}" if std is not None else "")
+                    + f" | {_fmt_p(test['p_t'])} |"
+                )
+                rows += 1
+    return "\n".join(lines) + "\n" if rows else ""
+
+
 def convergence_table(records: Iterable[Mapping[str, Any]]) -> str:
     """One markdown row per run: where early stopping ended and what it selected.
 

@@ -5,6 +5,7 @@ import re
 import matplotlib.image
 import numpy as np
 import pytest
+import scipy.stats
 
 from sitn_tools.experiment import report
 from sitn_tools.experiment.report import VariantSpec
@@ -365,3 +366,35 @@ def test_convergence_table_by_hand():
     assert lines[3] == "| din | 2 | 2 / 4 | 0.7000 | 0.4500 | 0.5000 | no |"
     assert "not the last in 1 of 2 runs" in table
     assert report.convergence_table([]) == ""
+
+
+def test_gain_by_history_table_pairs_bucket_aucs_by_seed():
+    def run(variant, seed, target, source=None):
+        m = {
+            "auc": 0.6,
+            "by_history_length": {b: {"auc": a, "examples": 10} for b, a in target.items()},
+        }
+        if source is not None:
+            m["by_source_history_length"] = {
+                b: {"auc": a, "examples": 7} for b, a in source.items()
+            }
+        return {"variant": variant, "seed": seed, "metrics": m}
+
+    records = [
+        run("din", 1, {"0": None, "1-2": 0.50}, {"6+": 0.60}),
+        run("din", 2, {"0": None, "1-2": 0.52}, {"6+": 0.61}),
+        run("din", 3, {"0": None, "1-2": 0.54}, {"6+": 0.62}),
+        run("sitn", 1, {"0": None, "1-2": 0.53}, {"6+": 0.60}),
+        run("sitn", 2, {"0": None, "1-2": 0.54}, {"6+": 0.62}),
+        run("sitn", 3, {"0": None, "1-2": 0.58}, {"6+": 0.62}),
+    ]
+    text = report.gain_by_history_table(records)
+    lines = text.strip().splitlines()
+    assert len(lines) == 4  # header, rule, target 1-2, source 6+ (bucket "0" has no AUC)
+    d = np.array([0.03, 0.02, 0.04])
+    t = d.mean() / (d.std(ddof=1) / np.sqrt(3))
+    p = 2 * scipy.stats.t.sf(abs(t), df=2)
+    assert lines[2].startswith("| sitn | target | 1-2 | 10 | +0.0300 ± 0.0100 |")
+    assert lines[2].endswith(f"| {p:.3f} |")
+    assert lines[3].startswith("| sitn | source | 6+ | 7 | +0.0033 ± 0.0058 |")
+    assert report.gain_by_history_table(records[3:]) == ""  # no reference runs

@@ -310,7 +310,12 @@ def run_one(
     test_rows.check(labels, items)
     known = test_rows.known
     record["metrics"] = baselines_lib.row_metrics(
-        labels, scores, users, known, test_rows.history_lengths
+        labels,
+        scores,
+        users,
+        known,
+        test_rows.history_lengths,
+        source_history_lengths=test_rows.source_history_lengths,
     )
     record["metrics_by_candidate"] = baselines_lib.candidate_metrics(labels, scores, users, known)
     # Kept beside the run so later analyses need no re-scoring.
@@ -443,6 +448,9 @@ def write_report(
     if simple_baselines:
         table += "\n### Simple baselines by target-history length\n\n"
         table += report.simple_baseline_table(simple_baselines)
+    gains = report.gain_by_history_table(records)
+    if gains:
+        table += "\n### Gain over DIN by history length\n\n" + gains
     convergence = report.convergence_table(records)
     if convergence:
         table += "\n### Convergence: the epoch each run selected\n\n" + convergence
