@@ -29,7 +29,7 @@ import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sitn_tf.checks import check_int
+from sitn_tf.checks import check_int, check_non_negative
 from sitn_tf.defaults import DEFAULT_MAX_SEQ_LEN
 from sitn_tf.models.config import VOCABULARY_FIELDS, SITNConfig
 
@@ -117,6 +117,11 @@ class TrainingConfig:
             TensorBoard curves).
         early_stopping_patience: epochs without a better eval AUC before
             stage 2 stops; the best epoch's weights are restored.
+        max_logloss_rise: None, or the largest relative rise of eval logloss
+            over its lowest value so far that an epoch may have and still be
+            selected (`GuardedEarlyStopping`): e.g. 0.02 refuses an epoch
+            whose eval logloss is more than 2% above the best seen, however
+            high its AUC. Refused epochs count as no improvement.
         shuffle_buffer: examples in the shuffle buffer.
         seed: Keras, tf.data and initialisation seed.
         distribution: `auto` (MirroredStrategy when GPUs are visible, else
@@ -135,6 +140,7 @@ class TrainingConfig:
     pretrain_learning_rate: float = 1e-3
     num_epochs: int = 4
     early_stopping_patience: int = 2
+    max_logloss_rise: float | None = None
     shuffle_buffer: int = 10_000
     seed: int = 42
     distribution: str = "auto"
@@ -148,6 +154,8 @@ class TrainingConfig:
             check_int(name, getattr(self, name), 1)
         check_int("early_stopping_patience", self.early_stopping_patience, 0)
         check_int("seed", self.seed, 0)
+        if self.max_logloss_rise is not None:
+            check_non_negative("max_logloss_rise", self.max_logloss_rise)
         for name in ("learning_rate", "pretrain_learning_rate"):
             _positive_number(name, getattr(self, name))
         if self.distribution not in DISTRIBUTIONS:

@@ -42,8 +42,9 @@ import tensorflow_transform as tft
 from sitn_tf import preprocessing
 from sitn_tf.config import Config, TrainingConfig
 from sitn_tf.models import DIN, SITNConfig, SITNPretrainer, SITNRanker
-from sitn_tf.models.ctr import AUC
+from sitn_tf.models.ctr import AUC, LOGLOSS
 from sitn_tf.training.datasets import FINETUNE, PRETRAIN, stage_datasets
+from sitn_tf.training.early_stopping import GuardedEarlyStopping
 from sitn_tf.training.resume import TrainingBackup
 
 logger = logging.getLogger(__name__)
@@ -68,6 +69,8 @@ class FitResult:
         restored_variables: pretrained variable paths loaded into stage 2.
         initial_epoch: finished epochs restored from `backup_dir` (0: the
             training started from scratch).
+        refused_epochs: stage 2: 1-based epochs that the logloss guard
+            (`training.max_logloss_rise`) kept from being selected.
         cluster_health: stage 1: the eval split's cluster health of the
             last epoch per granularity and its instance collapse
             (`SITNPretrainer.cluster_health`); None for stage 2.
@@ -82,6 +85,7 @@ class FitResult:
     restored_variables: list[str] = dataclasses.field(default_factory=list)
     initial_epoch: int = 0
     cluster_health: dict[str, Any] | None = None
+    refused_epochs: list[int] = dataclasses.field(default_factory=list)
 
     @property
     def steps(self) -> int:
@@ -97,6 +101,7 @@ class FitResult:
             "restored_variables": len(self.restored_variables),
             "initial_epoch": self.initial_epoch,
             **({} if self.cluster_health is None else {"cluster_health": self.cluster_health}),
+            "refused_epochs": self.refused_epochs,
             "history": self.history,
         }
 
@@ -349,7 +354,9 @@ def fit_ranker(
     with distribution_strategy(training.distribution).scope():
         model = build_ranker(config, training)
         restored = model.load_pretrained(pretrained) if pretrained is not None else []
-    early_stopping = keras.callbacks.EarlyStopping(
+    early_stopping = GuardedEarlyStopping(
+        guard=f"val_{LOGLOSS}",
+        max_rise=training.max_logloss_rise,
         monitor=f"val_{AUC}",
         mode="max",
         patience=training.early_stopping_patience,
@@ -382,9 +389,9 @@ def fit_ranker(
         backup=backup,
     )
     val_auc = fitted.history.get(f"val_{AUC}", [])
-    best_epoch = (
-        int(max(range(len(val_auc)), key=val_auc.__getitem__)) + 1 if val_auc else fitted.epochs
-    )
+    # The epoch whose weights early stopping restored (with a logloss guard,
+    # not necessarily the highest eval AUC).
+    best_epoch = int(early_stopping.best_epoch) + 1 if val_auc else fitted.epochs
     epochs_run = len(fitted.history.get("loss", []))
     logger.info(
         "stage 2 done in %.1fs, best epoch %d of %d, restored %d pretrained variables",
@@ -402,6 +409,7 @@ def fit_ranker(
         seconds=fitted.seconds,
         restored_variables=list(restored),
         initial_epoch=fitted.initial_epoch,
+        refused_epochs=[e + 1 for e in early_stopping.refused_epochs],
     )
 
 

@@ -219,6 +219,9 @@ class TrainingBackup(keras.callbacks.Callback):
         es.stopped_epoch = saved["stopped_epoch"]
         es.best = saved["best"]
         es.best_epoch = saved["best_epoch"]
+        if hasattr(es, "lowest_guard"):  # GuardedEarlyStopping
+            es.lowest_guard = saved.get("lowest_guard")
+            es.refused_epochs = list(saved.get("refused_epochs", []))
         if saved["best_weights"] is not None:
             es.best_weights = _read_arrays(_join(self.backup_dir, saved["best_weights"]))
 
@@ -252,6 +255,8 @@ class TrainingBackup(keras.callbacks.Callback):
                 "best": None if es.best is None else float(es.best),
                 "best_epoch": int(es.best_epoch),
                 "best_weights": self._best_file if es.best_weights is not None else None,
+                "lowest_guard": getattr(es, "lowest_guard", None),
+                "refused_epochs": list(getattr(es, "refused_epochs", [])),
             }
         files.write_json(_join(self.backup_dir, f"state-{done}.json"), state)
         self._delete_all_but(

@@ -111,10 +111,12 @@ MODEL_FIELDS_ADDED: dict[str, Any] = {
     "stop_gradient_views": False,
     "usage_entropy_weight": 0.0,
 }
+# The same for the training section: no logloss guard.
+TRAINING_FIELDS_ADDED: dict[str, Any] = {"max_logloss_rise": None}
 
 
 def _with_new_model_defaults(recorded: Any) -> Any:
-    """A record's Trainer config with `MODEL_FIELDS_ADDED` filled in where it lacks them.
+    """A record's Trainer config with `MODEL_FIELDS_ADDED` and `TRAINING_FIELDS_ADDED` filled in.
 
     A record made before a model field existed was made with the behaviour
     the field's listed value reproduces, so it stays comparable with a
@@ -122,7 +124,11 @@ def _with_new_model_defaults(recorded: Any) -> Any:
     """
     if not isinstance(recorded, dict) or not isinstance(recorded.get("model"), dict):
         return recorded
-    return {**recorded, "model": {**MODEL_FIELDS_ADDED, **recorded["model"]}}
+    return {
+        **recorded,
+        "model": {**MODEL_FIELDS_ADDED, **recorded["model"]},
+        "training": {**TRAINING_FIELDS_ADDED, **(recorded.get("training") or {})},
+    }
 
 
 def _reusable(record: dict[str, Any], config: dict[str, Any], variant, seed: int) -> bool:
@@ -301,7 +307,9 @@ def run_one(
             "steps_per_epoch": stage2.steps_per_epoch,
             "train_steps": stage2.steps,
             "restored_variables": len(stage2.restored_variables),
-            "eval_auc": max(val_auc) if val_auc else None,
+            # The selected epoch's (the highest unless the logloss guard refused it).
+            "eval_auc": val_auc[stage2.best_epoch - 1] if val_auc else None,
+            "refused_epochs": stage2.refused_epochs,
             "finetune_history": stage2.history,
         }
     )

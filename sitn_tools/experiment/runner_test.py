@@ -18,3 +18,9 @@ def test_a_record_made_before_a_model_field_existed_matches_the_old_behaviour():
     # A recorded value is never overwritten by a default.
     assert _with_new_model_defaults(old)["model"]["embedding_dim"] == 32
     assert _with_new_model_defaults(None) is None
+    # The training section likewise: no logloss guard before it existed.
+    old["training"] = {"learning_rate": 0.003}
+    current["training"] = {"learning_rate": 0.003, "max_logloss_rise": None}
+    assert _with_new_model_defaults(old) == _with_new_model_defaults(current)
+    current["training"]["max_logloss_rise"] = 0.02
+    assert _with_new_model_defaults(old) != _with_new_model_defaults(current)
