@@ -282,7 +282,13 @@ def top_k_clusters(instances, clusters, k: int, similarity: str = "dot"):
 
 
 def instance_to_cluster_nce(
-    anchors, positives, cluster_negatives, temperature, similarity: str = "dot"
+    anchors,
+    positives,
+    cluster_negatives,
+    temperature,
+    similarity: str = "dot",
+    view_negatives: bool = False,
+    mask=None,
 ):
     """Eq. 7: instance-to-cluster contrast, one direction.
 
@@ -290,12 +296,23 @@ def instance_to_cluster_nce(
     with `a = p^s_i`, `q = q^t_i` (the multi-view cluster of the other
     domain's instance) and `u_j` all K new clusters of the other domain.
 
+    With only the K clusters as negatives, Eq. 7 has a trivial minimum:
+    every instance and every multi-view positive point one way and the new
+    clusters the other (the logit gap is then `2 / tau` under cosine), which
+    stage 1 reaches on real data, encoding every user alike.
+    `view_negatives=True` (beyond the paper) adds the other rows' positives
+    `q_j` as negatives, so the positive must also tell this user from the
+    others' views, as InfoNCE does in Eqs. 3-4.
+
     Args:
         anchors: `(batch, dim)`.
         positives: `(batch, dim)`, aligned with `anchors`.
         cluster_negatives: `(num_clusters, dim)`, shared by all rows.
         temperature: positive scalar `tau`.
         similarity: `"dot"` or `"cosine"`.
+        view_negatives: also contrast against the other rows' positives.
+        mask: optional `(batch,)` boolean (only with `view_negatives`):
+            False rows' positives are not negatives for the others.
 
     Returns:
         `(batch,)` per-row losses.
@@ -303,7 +320,14 @@ def instance_to_cluster_nce(
     _check_temperature(temperature)
     positive = pairwise_similarity(anchors, positives, similarity) / temperature
     negative = similarity_matrix(anchors, cluster_negatives, similarity) / temperature
-    logits = ops.concatenate([ops.expand_dims(positive, 1), negative], axis=1)
+    if not view_negatives:
+        logits = ops.concatenate([ops.expand_dims(positive, 1), negative], axis=1)
+        return ops.logsumexp(logits, axis=1) - positive
+    # (batch, batch): the diagonal is the positive, the rest the other views.
+    views = similarity_matrix(anchors, positives, similarity) / temperature
+    if mask is not None:
+        views = ops.where(ops.expand_dims(ops.cast(mask, "bool"), 0), views, _MASKED_LOGIT)
+    logits = ops.concatenate([views, negative], axis=1)
     return ops.logsumexp(logits, axis=1) - positive
 
 

@@ -354,3 +354,42 @@ def test_cluster_assignment_bad_arguments():
         sitn_ops.cluster_assignment(p, c, method="sinkhorn", sinkhorn_iterations=0)
     with pytest.raises(ValueError, match="`temperature`"):
         sitn_ops.cluster_assignment(p, c, temperature=0.0)
+
+
+@pytest.mark.parametrize("similarity", SIMILARITIES)
+def test_instance_to_cluster_nce_with_view_negatives_matches_numpy(similarity):
+    a, q, u = _random(40, 5, 3), _random(41, 5, 3), _random(42, 4, 3)
+    valid = np.array([1, 1, 0, 1, 1], bool)
+    tau = 0.5
+    got = ops.convert_to_numpy(
+        sitn_ops.instance_to_cluster_nce(a, q, u, tau, similarity, view_negatives=True, mask=valid)
+    )
+    for i in range(5):
+        pos = math.exp(np_sim(a[i], q[i], similarity) / tau)
+        others = sum(
+            math.exp(np_sim(a[i], q[j], similarity) / tau) for j in range(5) if j != i and valid[j]
+        )
+        clusters = sum(math.exp(np_sim(a[i], u[j], similarity) / tau) for j in range(4))
+        # A row's own positive always counts, even when its column is masked.
+        if valid[i]:
+            expected = -math.log(pos / (pos + others + clusters))
+            assert got[i] == pytest.approx(expected, rel=1e-4)
+    # Off, it is Eq. 7 exactly.
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(sitn_ops.instance_to_cluster_nce(a, q, u, tau, similarity)),
+        np_i2c(a, q, u, tau, similarity),
+        rtol=1e-4,
+    )
+
+
+def test_view_negatives_remove_the_collapsed_minimum():
+    # Every user encoded alike, views aligned, clusters opposite: Eq. 7 is
+    # near 0, but with the other views as negatives it is ln(batch).
+    a = np.tile([[1.0, 0.0]], (4, 1)).astype("float32")
+    u = np.tile([[-1.0, 0.0]], (3, 1)).astype("float32")
+    plain = ops.convert_to_numpy(sitn_ops.instance_to_cluster_nce(a, a, u, 0.1, "cosine"))
+    views = ops.convert_to_numpy(
+        sitn_ops.instance_to_cluster_nce(a, a, u, 0.1, "cosine", view_negatives=True)
+    )
+    assert np.all(plain < 1e-6)
+    np.testing.assert_allclose(views, np.log(4.0), rtol=1e-4)

@@ -99,6 +99,9 @@ class SITNConfig:
         normalize_new_clusters: unit-norm new clusters `U`.
         stop_gradient_views: stop the gradient at the multi-view positive `q`
             of Eq. 7.
+        i2c_view_negatives: in Eq. 7, the other users' multi-view positives
+            are negatives too (`sitn_ops.instance_to_cluster_nce`), which
+            removes its trivial minimum (all users encoded alike).
         usage_entropy_weight: weight of `sum_K sum_domain (ln K - H(mean_i
             pi_i))`, the gap of the batch's mean assignment to uniform use
             (0 = off, the paper).
@@ -151,6 +154,7 @@ class SITNConfig:
     sinkhorn_iterations: int = 3
     normalize_new_clusters: bool = False
     stop_gradient_views: bool = False
+    i2c_view_negatives: bool = False
     usage_entropy_weight: float = 0.0
     attention_units: tuple[int, ...] = (64, 32)
     attention_normalization: str = "softmax"
@@ -194,6 +198,7 @@ class SITNConfig:
             "item_statistics",
             "normalize_new_clusters",
             "stop_gradient_views",
+            "i2c_view_negatives",
         ):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"`{name}` must be a bool, got {getattr(self, name)!r}.")

@@ -257,9 +257,10 @@ class SITNPretrainer(keras.Model):
                 u_t = target_layer.new_clusters(p_t, mask=valid, assignment=pi_t)
                 q_s = source_layer.views(p_s, u_s, training=training)
                 q_t = target_layer.views(p_t, u_t, training=training)
+                extra = {"view_negatives": cfg.i2c_view_negatives, "mask": valid}
                 rows = sitn_ops.instance_to_cluster_nce(
-                    p_s, q_t, u_t, tau, sim
-                ) + sitn_ops.instance_to_cluster_nce(p_t, q_s, u_s, tau, sim)
+                    p_s, q_t, u_t, tau, sim, **extra
+                ) + sitn_ops.instance_to_cluster_nce(p_t, q_s, u_s, tau, sim, **extra)
                 terms[f"loss_i2c_k{k}"] = mean(rows)
                 i2c = i2c + terms[f"loss_i2c_k{k}"]
                 if cfg.usage_entropy_weight > 0:

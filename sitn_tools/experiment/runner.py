@@ -109,6 +109,7 @@ MODEL_FIELDS_ADDED: dict[str, Any] = {
     "sinkhorn_iterations": 3,
     "normalize_new_clusters": False,
     "stop_gradient_views": False,
+    "i2c_view_negatives": False,
     "usage_entropy_weight": 0.0,
 }
 # The same for the training section: no logloss guard.

@@ -46,6 +46,12 @@ REMEDIES: dict[str, dict[str, Any]] = {
         "assignment_temperature": 0.1,
         "normalize_new_clusters": True,
     },
+    "view_negatives": {"i2c_view_negatives": True},
+    "view_negatives_sinkhorn": {
+        "i2c_view_negatives": True,
+        "cluster_assignment": "sinkhorn",
+        "assignment_temperature": 0.1,
+    },
     # Diagnostic, not a remedy: L_i2i alone (no clusters), to see what L_i2c
     # does to the instance-to-instance term.
     "i2i_only": {"use_i2c": False},
