@@ -52,6 +52,11 @@ REMEDIES: dict[str, dict[str, Any]] = {
         "cluster_assignment": "sinkhorn",
         "assignment_temperature": 0.1,
     },
+    "view_negatives_usage": {
+        "i2c_view_negatives": True,
+        "assignment_temperature": 0.1,
+        "usage_entropy_weight": 1.0,
+    },
     # Diagnostic, not a remedy: L_i2i alone (no clusters), to see what L_i2c
     # does to the instance-to-instance term.
     "i2i_only": {"use_i2c": False},
