@@ -198,23 +198,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.makedirs(output, exist_ok=True)
     data = runner.prepare_data(experiment, output)
     transform = runner.run_transform(experiment, data, experiment["share_transform_with"] or output)
-    records = []
-    for remedy in remedies:
+
+    def kept(remedy: str) -> dict[str, Any] | None:
         path = _record_path(args.report_dir, remedy, args.seed)
-        wanted = study_config(experiment, remedy, args.seed)
-        if os.path.exists(path):
-            record = read_json(path)
-            if record.get("config") == runner.portable(wanted.custom_config()) and record.get(
-                "data_config"
-            ) == runner.portable(experiment["data"]):
-                print(f"{remedy}: reused {path}", flush=True)
-                records.append(record)
-                continue
+        if not os.path.exists(path):
+            return None
+        record = read_json(path)
+        wanted = runner.portable(study_config(experiment, remedy, args.seed).custom_config())
+        same = record.get("config") == wanted
+        return (
+            record
+            if same and record.get("data_config") == runner.portable(experiment["data"])
+            else None
+        )
+
+    for remedy in remedies:
+        if kept(remedy) is not None:
+            print(f"{remedy}: done before", flush=True)
+            continue
         start = time.monotonic()
         record = runner.portable(run_remedy(experiment, remedy, args.seed, transform))
-        write_json(path, record)
-        print(f"{remedy}: done in {time.monotonic() - start:.0f} s -> {path}", flush=True)
-        records.append(record)
+        write_json(_record_path(args.report_dir, remedy, args.seed), record)
+        print(f"{remedy}: done in {time.monotonic() - start:.0f} s", flush=True)
+    # The table shows every remedy measured so far, in `REMEDIES` order.
+    records = [r for r in map(kept, REMEDIES) if r is not None]
     text = (
         f"# Cluster remedies, stage 1 only ({experiment['name']}, seed {args.seed})\n\n"
         f"`python -m sitn_tools.studies.cluster_remedies --config {args.config} "
