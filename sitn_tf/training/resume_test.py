@@ -59,9 +59,15 @@ def _assert_same_weights(a, b) -> None:
         np.testing.assert_allclose(x, y, rtol=0, atol=1e-6)
 
 
-def test_a_crashed_training_resumes_like_an_uninterrupted_one(tmp_path):
+@pytest.mark.parametrize("max_logloss_rise", [None, 0.0])
+def test_a_crashed_training_resumes_like_an_uninterrupted_one(tmp_path, max_logloss_rise):
     settings = TrainingConfig(
-        model="din", num_epochs=6, early_stopping_patience=2, learning_rate=3e-3, seed=3
+        model="din",
+        num_epochs=6,
+        early_stopping_patience=2,
+        learning_rate=3e-3,
+        seed=3,
+        max_logloss_rise=max_logloss_rise,
     )
     fit = dict(steps=60, eval_steps=1, verbose=0)  # 6 epochs of 10 steps
     reference = training.fit_ranker(CONFIG, settings, *_ranker_data(), **fit)
@@ -82,6 +88,10 @@ def test_a_crashed_training_resumes_like_an_uninterrupted_one(tmp_path):
         reference.steps,
         reference.best_epoch,
     )
+    # The logloss guard's state (its lowest logloss) survives the crash too.
+    assert resumed.refused_epochs == reference.refused_epochs
+    if max_logloss_rise is not None:
+        assert reference.refused_epochs, "the guard refused nothing: the case tests nothing"
     assert resumed.history.keys() == reference.history.keys()
     for key, values in reference.history.items():
         assert resumed.history[key] == pytest.approx(values, abs=1e-6), key
