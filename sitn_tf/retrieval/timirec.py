@@ -123,6 +123,16 @@ class TiMiRec(keras.Model):
         self.predictor.build(ids_shape)
         self.built = True
 
+    @property
+    def metrics(self):
+        # `loss_distill` exists only in the distill phase; logging a constant
+        # 0 for it during pretraining would read as a perfect predictor.
+        return [
+            m
+            for m in super().metrics
+            if m is not self.loss_distill_tracker or self.phase == "distill"
+        ]
+
     def set_phase(self, phase: str) -> None:
         """Switch between Algorithm 1's phases; recompile before training on."""
         if phase not in PHASES:
