@@ -59,7 +59,8 @@ class TiMiRec(keras.Model):
     Inputs: a dict with `"history"`, `(batch, n)` int item ids, oldest first,
     right-padded with 0, and (for training) `"target"`, `(batch,)` int.
 
-    `call` returns `{"interests": (batch, K, D), "intent_logits": (batch, K)}`.
+    `call` returns `{"interests": (batch, K, D)}` and, in the distill phase,
+    `"intent_logits": (batch, K)`.
     `query_scores(history)` returns `(batch, num_candidates)` retrieval
     scores (column 0 is padding). `compute_loss` logs `loss_rec` and, in the
     distill phase, `loss_distill` (unweighted) besides the total.
@@ -149,10 +150,11 @@ class TiMiRec(keras.Model):
 
     def call(self, inputs, training=None):
         history = inputs[HISTORY]
-        return {
-            "interests": self.interests(history),
-            "intent_logits": self.predictor(history, training=training),
-        }
+        outputs = {"interests": self.interests(history)}
+        # Phase 1 does not use the predictor: skip its GRU (most of a step's cost).
+        if self.phase == "distill":
+            outputs["intent_logits"] = self.predictor(history, training=training)
+        return outputs
 
     def query_scores(self, history):
         """Retrieval scores `(batch, n) -> (batch, num_candidates)`.
