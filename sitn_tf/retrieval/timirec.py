@@ -55,6 +55,10 @@ class TiMiRec(keras.Model):
         temperature: `T` of Eqs. 5-6 and 11.
         phase: `"pretrain"` or `"distill"`.
         stop_gradient: apply `sg[.]` to the teacher `p` (Eq. 9).
+        use_distillation: add `T^2 L_distill` to the loss (Eq. 11). With
+            False (not in the paper) the predictor learns only through the
+            mixing of Eq. 4 in `L_rec`; `loss_distill` is still logged. This
+            separates what distillation adds from what mixing adds.
 
     Inputs: a dict with `"history"`, `(batch, n)` int item ids, oldest first,
     right-padded with 0, and (for training) `"target"`, `(batch,)` int.
@@ -77,6 +81,7 @@ class TiMiRec(keras.Model):
         temperature: float = 1.0,
         phase: str = "pretrain",
         stop_gradient: bool = True,
+        use_distillation: bool = True,
         num_candidates: int | None = None,
         **kwargs,
     ):
@@ -98,6 +103,8 @@ class TiMiRec(keras.Model):
             raise ValueError(f"`phase` must be one of {PHASES}, got {phase!r}.")
         if not isinstance(stop_gradient, bool):
             raise ValueError(f"`stop_gradient` must be a bool, got {stop_gradient!r}.")
+        if not isinstance(use_distillation, bool):
+            raise ValueError(f"`use_distillation` must be a bool, got {use_distillation!r}.")
         self.num_items = num_items
         self.num_candidates = num_candidates
         self.embedding_dim = embedding_dim
@@ -108,6 +115,7 @@ class TiMiRec(keras.Model):
         self.temperature = float(temperature)
         self.phase = phase
         self.stop_gradient = stop_gradient
+        self.use_distillation = use_distillation
         self.item_embedding = keras.layers.Embedding(num_items, embedding_dim, name="items")
         self.extractor = MultiInterestExtractor(num_interests, attention_units, name="extractor")
         self.predictor = TargetInterestPredictor(
@@ -197,7 +205,10 @@ class TiMiRec(keras.Model):
         self.loss_rec_tracker.update_state(terms["loss_rec"])
         if "loss_distill" in terms:
             self.loss_distill_tracker.update_state(terms["loss_distill"])
-            loss = losses.total_loss(terms["loss_rec"], terms["loss_distill"], self.temperature)
+            if self.use_distillation:
+                loss = losses.total_loss(terms["loss_rec"], terms["loss_distill"], self.temperature)
+            else:  # the predictor learns only through the mixing of Eq. 4 in L_rec
+                loss = terms["loss_rec"]
         else:
             loss = terms["loss_rec"]
         if self.losses:
@@ -218,6 +229,7 @@ class TiMiRec(keras.Model):
             "temperature": self.temperature,
             "phase": self.phase,
             "stop_gradient": self.stop_gradient,
+            "use_distillation": self.use_distillation,
         }
 
     @classmethod

@@ -80,6 +80,16 @@ def test_distill_loss_is_eq11(temperature):
     np.testing.assert_allclose(scores, user @ table.T, rtol=1e-4, atol=1e-5)
 
 
+def test_without_distillation_the_loss_is_l_rec_of_the_mixed_interest():
+    model = _model(phase="distill", use_distillation=False)
+    x = _batch()
+    out = model(x)
+    terms = model.compute_terms(out, x["target"])
+    loss = model.compute_loss(x, y_pred=out)
+    assert float(loss) == pytest.approx(float(np.mean(terms["loss_rec"])), rel=1e-6)
+    assert float(model.loss_distill_tracker.result()) > 0  # still logged
+
+
 @pytest.mark.parametrize("stop_gradient", [True, False])
 def test_distillation_gradient_reaches_the_extractor_only_without_stop_gradient(stop_gradient):
     model = _model(phase="distill", stop_gradient=stop_gradient)
@@ -137,6 +147,7 @@ def test_config_round_trip_and_save_load(tmp_path):
         ({"temperature": "1"}, "temperature"),
         ({"phase": "finetune"}, "phase"),
         ({"stop_gradient": 1}, "stop_gradient"),
+        ({"use_distillation": None}, "use_distillation"),
         ({"num_interests": 0}, "num_interests"),
         ({"embedding_dim": 0}, "embedding_dim"),
     ],

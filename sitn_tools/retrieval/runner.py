@@ -2,13 +2,15 @@
 
 Rows: `gru4rec`, `comirec` (Algorithm 1's phase 1 alone), `timirec` (phase 1
 then phase 2), `joint_train` (phase 2 from scratch, no pretraining) and
-`no_stopgrad` (phases 1-2 without `sg[p]` in Eq. 9), plus the popularity
+`no_stopgrad` (phases 1-2 without `sg[p]` in Eq. 9), `no_distill` (phases
+1-2 with the distillation term dropped, not in the paper: the predictor then
+learns only through the mixing of Eq. 4 in `L_rec`), plus the popularity
 ranking as a simple baseline. Every model is trained with early stopping on
 the eval split (second-to-last click) and scored once on the test split
 (last click), against the full corpus with the history masked
 (`sitn_tf.retrieval.metrics`).
 
-Phase 1 of `timirec` and `no_stopgrad` *is* the `comirec` run of the same
+Phase 1 of `timirec`, `no_stopgrad` and `no_distill` *is* the `comirec` run of the same
 seed: its weights are saved once and both continue from them, as Algorithm 1
 does. The temperature `T` is chosen on the eval split of the first seed
 (TiMiRec from that seed's ComiRec), then fixed for every seed and for the two
@@ -36,7 +38,7 @@ from sitn_tools.retrieval import report  # numpy and scipy only
 
 logger = logging.getLogger("sitn_tf.retrieval")
 
-VARIANTS = ("gru4rec", "comirec", "timirec", "joint_train", "no_stopgrad")
+VARIANTS = ("gru4rec", "comirec", "timirec", "joint_train", "no_stopgrad", "no_distill")
 DATASETS = {
     # name: (folder under the data dir, target domain, source domain)
     "amazon_toys_games": ("amazon_toys_games", "games", "toys"),
@@ -220,6 +222,7 @@ class Study:
         model, phase1 = self._comirec(seed, temperature)
         model.temperature = float(temperature)
         model.stop_gradient = variant != "no_stopgrad"
+        model.use_distillation = variant != "no_distill"
         model.set_phase("distill")
         keras_seed = seed  # the predictor was initialised under this seed in `_model`
         return model, [phase1, self._fit(model, keras_seed)]
@@ -228,7 +231,7 @@ class Study:
         if variant == "comirec":
             model, phase1 = self._comirec(seed, temperature)
             return model, [phase1]
-        if variant in ("timirec", "no_stopgrad"):
+        if variant in ("timirec", "no_stopgrad", "no_distill"):
             return self._distill_from_comirec(variant, seed, temperature)
         model = self._model(variant, temperature, seed)
         return model, [self._fit(model, seed)]
@@ -329,7 +332,7 @@ class Study:
         present = [v for v in VARIANTS if any(r["variant"] == v for r in runs)]
         self.results["summary"] = report.summarize(runs, present)
         tests = []
-        for other in ("comirec", "joint_train", "no_stopgrad", "gru4rec"):
+        for other in ("comirec", "joint_train", "no_stopgrad", "no_distill", "gru4rec"):
             if "timirec" in present and other in present:
                 for metric in report.TEST_METRICS:
                     tests.append(report.paired_test(runs, "timirec", other, metric))
