@@ -104,13 +104,15 @@ def test_distillation_gradient_reaches_the_extractor_only_without_stop_gradient(
     assert all(g is not None for g in grads[len(extractor) :])
 
 
+@pytest.mark.filterwarnings("ignore:Gradients do not exist")  # phase 1 leaves the predictor be
 def test_training_lowers_the_loss_in_both_phases():
     model = _model(temperature=0.5)
     x = _batch()
-    ds = tf.data.Dataset.from_tensors(x).repeat(30)
+    ds = tf.data.Dataset.from_tensors(x).repeat(10)
     for phase in ("pretrain", "distill"):
         model.set_phase(phase)
-        model.compile(optimizer=keras.optimizers.Adam(0.05))
+        # Eager: ten steps do not repay a graph compilation.
+        model.compile(optimizer=keras.optimizers.Adam(0.05), run_eagerly=True)
         before = float(model.compute_loss(x))
         logs = model.fit(ds, epochs=1, verbose=0).history
         assert float(model.compute_loss(x)) < before
