@@ -54,3 +54,18 @@ def test_markdown_has_every_row_and_the_tests():
     )
     assert "| timirec | 3 | 0.3100 ± 0.0100 |" in text
     assert "| timirec vs comirec | hr@10 | 3 | +0.0967 | 29.00 |" in text
+
+
+def test_co_click_baseline_by_hand():
+    from sitn_tf.retrieval.data import Split
+    from sitn_tools.retrieval.runner import co_click_ranks
+
+    # Train: 1 -> 2 twice, 1 -> 3 once, 4 -> 3 once; candidates 1..4.
+    train = Split(
+        histories=np.array([[1, 0], [1, 0], [1, 0], [4, 0]]), targets=np.array([2, 2, 3, 3])
+    )
+    # Query [1]: scores 2 -> 2, 3 -> 1, 4 -> 0 (+ popularity tie-break), 1 masked.
+    test = Split(histories=np.array([[1, 0], [1, 4], [1, 0]]), targets=np.array([3, 3, 4]))
+    ranks = co_click_ranks(train, test, num_items=5, num_candidates=5)
+    # [1, 4] gives 3 a score of 2, tied with 2: ties count against the target.
+    np.testing.assert_array_equal(ranks, [1, 1, 2])
