@@ -182,9 +182,11 @@ class Study:
             dataclasses.asdict(settings) | {"temperatures": list(settings.temperatures)},
         )
         self.results.setdefault("runs", [])
-        self.fingerprint = hashlib.sha256(
-            json.dumps(self.results["config"], sort_keys=True).encode()
-        ).hexdigest()[:12]
+        # Phase 1 does not depend on the temperatures tried after it.
+        phase1 = {k: v for k, v in self.results["config"].items() if k != "temperatures"}
+        self.fingerprint = hashlib.sha256(json.dumps(phase1, sort_keys=True).encode()).hexdigest()[
+            :12
+        ]
         from sitn_tf.retrieval import data as data_lib
 
         started = time.perf_counter()
