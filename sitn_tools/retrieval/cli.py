@@ -56,7 +56,11 @@ def register(groups: Any) -> None:
         action="store_true",
         help="Keep the source domain's clicks in the histories (real sets only).",
     )
-    timirec.add_argument("--data-dir", default=defaults.data_dir, help="Folder of the real sets.")
+    timirec.add_argument(
+        "--data-dir",
+        default=defaults.data_dir,
+        help="Folder of the real sets (relative: from the repository root).",
+    )
     timirec.add_argument("--seeds", type=_ints, default=[0, 1, 2, 3, 4])
     timirec.add_argument("--variants", type=_names, default=list(VARIANTS))
     timirec.add_argument(

@@ -53,7 +53,8 @@ class Settings:
 
     dataset: str = "synthetic"
     cross_domain: bool = False
-    data_dir: str = str(REPO.parent / "shared" / "data")
+    # Relative paths are taken from the repository root (recorded as given).
+    data_dir: str = "../shared/data"
     max_len: int = 20
     embedding_dim: int = 32
     num_interests: int = 4
@@ -98,7 +99,7 @@ def load_data(settings: Settings):
             f"`dataset` must be 'synthetic' or one of {sorted(DATASETS)}, got {settings.dataset!r}."
         )
     folder, target, source = DATASETS[settings.dataset]
-    path = Path(settings.data_dir) / folder / "interactions.tsv"
+    path = REPO / settings.data_dir / folder / "interactions.tsv"  # absolute stays absolute
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found (set --data-dir).")
     return data.load_interactions(
