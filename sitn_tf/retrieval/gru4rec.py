@@ -18,7 +18,7 @@ class GRU4Rec(keras.Model):
     `j` against the same item table that embeds the history. Trained with the
     full-softmax next-item loss of TiMiRec's Eq. 10 (`losses.next_item_loss`),
     so the baseline differs from ComiRec/TiMiRec only in the user encoder.
-    (Hidasi et al. 2016 used session-parallel mini-batches and ranking losses;
+    (Hidasi et al. 2016 used parallel mini-batches of click streams and ranking losses;
     the loss is kept equal here on purpose.)
 
     Args:
