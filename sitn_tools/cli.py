@@ -1,7 +1,8 @@
 """The `sitn-tf` command: every command group of the three layers.
 
 `sitn_tf` (the library) has `data`; `pipelines` (the TFX application) has
-`pipeline` and `serve`; `sitn_tools` (tooling) has `experiment` and `bench`. The entry
+`pipeline` and `serve`; `sitn_tools` (tooling) has `experiment`, `bench` and
+`retrieval`. The entry
 point lives here, in the top layer, because it is the one that may see all
 three. Group modules import heavy libraries only when a command runs, so
 `sitn-tf --help` stays fast.
@@ -20,6 +21,7 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "pipelines.serve_cli",
     "sitn_tools.experiment.cli",
     "sitn_tools.bench.cli",
+    "sitn_tools.retrieval.cli",
 )
 
 

@@ -1,0 +1,123 @@
+"""Full-corpus retrieval metrics: HR@K, NDCG@K and Recall@K.
+
+Every retriever in `sitn_tf.retrieval` is evaluated the same way, so that
+their numbers are comparable:
+
+* **Full corpus.** Each query is scored against every candidate item id
+  `1..num_items`; id 0 is padding and never ranked.
+* **Already-clicked items are masked.** The items of the query's own
+  history are removed from the ranking (score -inf) *except the target
+  itself*: a next-item retriever should not spend its top-K on what the user
+  has just clicked, but a genuine repeat click is still counted if the model
+  ranks it. This is the convention of ComiRec/TiMiRec's full-ranking
+  evaluation (ReChorus), and it is applied identically to every model and to
+  the popularity baseline.
+* **Ties count against the target.** The 0-based rank of the target is the
+  number of other unmasked items whose score is >= the target's score. A
+  model that gives every item the same score therefore ranks the target last,
+  not first.
+
+With one target per query (leave-last-out), HR@K = Recall@K = 1[rank < K]
+and NDCG@K = 1[rank < K] / log2(rank + 2) (the ideal DCG is 1).
+`recall_at_k` handles several targets per query (for retrievers evaluated on
+a set of held-out clicks).
+
+Only numpy is used here, so the metrics can be checked without TensorFlow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+CUTOFFS: tuple[int, ...] = (5, 10, 20)
+
+
+def mask_history(scores: np.ndarray, histories: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Scores with padding (id 0) and each row's history items, except its target, at -inf.
+
+    Args:
+        scores: `(batch, num_items + 1)` float, column `j` scores item id `j`.
+        histories: `(batch, seq_len)` int item ids, 0 = padding. Ids beyond
+            the score columns (e.g. source-domain items of a cross-domain
+            history) are ignored.
+        targets: `(batch,)` int target ids.
+
+    Returns:
+        A float64 copy of `scores` with the masked entries at -inf.
+    """
+    scores = np.array(scores, dtype=np.float64, copy=True)
+    histories = np.asarray(histories)
+    targets = np.asarray(targets)
+    batch, width = scores.shape
+    rows = np.repeat(np.arange(batch), histories.shape[1])
+    cols = histories.reshape(-1)
+    keep = (cols > 0) & (cols < width) & (cols != np.repeat(targets, histories.shape[1]))
+    scores[rows[keep], cols[keep]] = -np.inf
+    scores[:, 0] = -np.inf
+    return scores
+
+
+def target_ranks(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """0-based rank of each target among the finite-scored items, ties against it.
+
+    Args:
+        scores: `(batch, num_items + 1)`, already masked (-inf = not ranked).
+        targets: `(batch,)` int, each with a finite score.
+
+    Returns:
+        `(batch,)` int64: the number of *other* items with a score >= the
+        target's.
+    """
+    scores = np.asarray(scores)
+    targets = np.asarray(targets, dtype=np.int64)
+    target_scores = scores[np.arange(len(targets)), targets]
+    if not np.all(np.isfinite(target_scores)):
+        raise ValueError("a target has a non-finite score (masked or padding id 0).")
+    ahead = (scores >= target_scores[:, None]).sum(axis=1) - 1  # minus the target itself
+    return ahead.astype(np.int64)
+
+
+def hit_rate(ranks: np.ndarray, k: int) -> float:
+    """HR@K: the share of queries whose target ranks in the top K."""
+    ranks = np.asarray(ranks)
+    return float(np.mean(ranks < k)) if len(ranks) else 0.0
+
+
+def ndcg(ranks: np.ndarray, k: int) -> float:
+    """NDCG@K with one relevant item: mean of 1[rank < K] / log2(rank + 2)."""
+    ranks = np.asarray(ranks, dtype=np.float64)
+    if not len(ranks):
+        return 0.0
+    gains = np.where(ranks < k, 1.0 / np.log2(ranks + 2.0), 0.0)
+    return float(np.mean(gains))
+
+
+def recall_at_k(top_ids: np.ndarray, relevant: Sequence[Iterable[int]], k: int) -> float:
+    """Recall@K over several relevant items per query.
+
+    Args:
+        top_ids: `(batch, >= K)` retrieved ids, best first.
+        relevant: per query, the set of held-out ids (queries with none are
+            skipped).
+
+    Returns:
+        Mean over queries of |top-K ∩ relevant| / |relevant|.
+    """
+    values = []
+    for row, targets in zip(np.asarray(top_ids)[:, :k], relevant, strict=True):
+        targets = set(int(t) for t in targets)
+        if targets:
+            values.append(len(targets.intersection(int(i) for i in row)) / len(targets))
+    return float(np.mean(values)) if values else 0.0
+
+
+def summarize(ranks: np.ndarray, cutoffs: Sequence[int] = CUTOFFS) -> dict[str, float]:
+    """`{"hr@K": ..., "ndcg@K": ...}` for each cut-off."""
+    out = {}
+    for k in cutoffs:
+        out[f"hr@{k}"] = hit_rate(ranks, k)
+    for k in cutoffs:
+        out[f"ndcg@{k}"] = ndcg(ranks, k)
+    return out

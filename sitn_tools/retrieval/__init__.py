@@ -1,0 +1,1 @@
+"""Retrieval studies: TiMiRec and its baselines over seeds (`sitn-tf retrieval`)."""
