@@ -81,15 +81,38 @@ def _final(history: Mapping[str, Sequence[float]], name: str) -> float | None:
 
 
 def study_config(experiment: dict[str, Any], remedy: str, seed: int):
-    """The `sitn` variant's run config with `REMEDIES[remedy]` and `STUDY_EPOCHS` epochs."""
+    """The `sitn` variant's run config with `REMEDIES[remedy]` and `STUDY_EPOCHS` epochs.
+
+    Every remedy starts from the paper's Eqs. 5-7 (`runner.MODEL_FIELDS_ADDED`),
+    whatever the experiment's own model section sets, so "paper" is the
+    paper and each row differs from it by its overrides only.
+    """
     from sitn_tools.experiment import config as config_lib
+    from sitn_tools.experiment.runner import MODEL_FIELDS_ADDED
 
     base = config_lib.run_config(experiment, config_lib.VARIANTS_BY_NAME["sitn"], seed)
     return dataclasses.replace(
         base,
-        model=base.model.replace(**REMEDIES[remedy]),
-        training=dataclasses.replace(base.training, num_epochs=STUDY_EPOCHS),
+        model=base.model.replace(**{**MODEL_FIELDS_ADDED, **REMEDIES[remedy]}),
+        # Stage 2's epoch selection plays no part in stage 1.
+        training=dataclasses.replace(base.training, num_epochs=STUDY_EPOCHS, max_logloss_rise=None),
     )
+
+
+def _comparable(config: Any) -> Any:
+    """A record's config as it bears on stage 1.
+
+    A record made before a switch existed was made with its paper value
+    (`runner.MODEL_FIELDS_ADDED`), and stage 2's epoch selection
+    (`max_logloss_rise`) does not touch stage 1.
+    """
+    from sitn_tools.experiment import runner
+
+    config = runner._with_new_model_defaults(config)
+    if isinstance(config, dict) and isinstance(config.get("training"), dict):
+        config = {**config, "training": dict(config["training"])}
+        config["training"].pop("max_logloss_rise", None)
+    return config
 
 
 def run_remedy(experiment: dict[str, Any], remedy: str, seed: int, transform) -> dict[str, Any]:
@@ -205,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return None
         record = read_json(path)
         wanted = runner.portable(study_config(experiment, remedy, args.seed).custom_config())
-        same = record.get("config") == wanted
+        same = _comparable(record.get("config")) == _comparable(wanted)
         return (
             record
             if same and record.get("data_config") == runner.portable(experiment["data"])

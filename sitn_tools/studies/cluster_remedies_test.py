@@ -47,3 +47,33 @@ def test_every_remedy_is_a_valid_model_config():
     assert cluster_remedies.REMEDIES["paper"] == {}
     for overrides in cluster_remedies.REMEDIES.values():
         SITNConfig(**overrides)  # raises on a bad field
+
+
+def test_every_remedy_starts_from_the_paper_whatever_the_experiment_sets():
+    from sitn_tools.experiment import config as config_lib
+    from sitn_tools.experiment.runner import MODEL_FIELDS_ADDED
+
+    experiment = config_lib.validate(
+        {
+            **config_lib.DEFAULTS,
+            "name": "t",
+            "data": {"dir": "somewhere"},
+            "model": {"embedding_dim": 16, "i2c_view_negatives": True, "usage_entropy_weight": 2.0},
+        }
+    )
+    paper = cluster_remedies.study_config(experiment, "paper", 1).model
+    assert {name: getattr(paper, name) for name in MODEL_FIELDS_ADDED} == MODEL_FIELDS_ADDED
+    assert paper.embedding_dim == 16  # the experiment's other settings stay
+    usage = cluster_remedies.study_config(experiment, "view_negatives_usage", 1).model
+    assert usage.i2c_view_negatives and usage.usage_entropy_weight == 1.0
+
+
+def test_records_compare_on_what_bears_on_stage_1():
+    old = {"model": {"embedding_dim": 16}, "training": {"learning_rate": 0.001}}
+    new = {
+        "model": {"embedding_dim": 16, "i2c_view_negatives": False},
+        "training": {"learning_rate": 0.001, "max_logloss_rise": 0.01},
+    }
+    assert cluster_remedies._comparable(old) == cluster_remedies._comparable(new)
+    new["model"]["i2c_view_negatives"] = True
+    assert cluster_remedies._comparable(old) != cluster_remedies._comparable(new)
