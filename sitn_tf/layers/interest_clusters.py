@@ -57,9 +57,12 @@ class InterestClusters(keras.layers.Layer):
         mask: optional `(batch,)` boolean; False rows (users with an empty
             history in this domain) do not contribute to `U`.
 
+        return_assignment: also return Eq. 5's `pi`.
+
     Returns:
         `(new_clusters, views)`: `U` of shape `(K, D)` and `q` of shape
-        `(batch, D)`.
+        `(batch, D)`; with `return_assignment`, `pi` of shape `(batch, K)`
+        third.
     """
 
     def __init__(
@@ -173,13 +176,26 @@ class InterestClusters(keras.layers.Layer):
             views = self.multi_view(ops.reshape(top, (-1, self.top_k * dim)), training=training)
         return ops.stop_gradient(views) if self.stop_gradient_views else views
 
-    def call(self, instances, mask=None, training=None):
-        new_clusters = self.new_clusters(instances, mask=mask)
-        return new_clusters, self.views(instances, new_clusters, training=training)
+    def call(self, instances, mask=None, training=None, return_assignment=False):
+        assignment = self.assign(instances, mask=mask)
+        new_clusters = self.new_clusters(instances, mask=mask, assignment=assignment)
+        views = self.views(instances, new_clusters, training=training)
+        if return_assignment:
+            return new_clusters, views, assignment
+        return new_clusters, views
 
-    def compute_output_shape(self, instances_shape):
-        dim = instances_shape[-1]
-        return (self.num_clusters, dim), (instances_shape[0], dim)
+    def compute_output_spec(self, instances, mask=None, training=None, return_assignment=False):
+        dim = instances.shape[-1]
+        specs = (
+            keras.KerasTensor((self.num_clusters, dim), dtype=self.compute_dtype),
+            keras.KerasTensor((instances.shape[0], dim), dtype=self.compute_dtype),
+        )
+        if return_assignment:
+            pi = keras.KerasTensor(
+                (instances.shape[0], self.num_clusters), dtype=self.compute_dtype
+            )
+            return (*specs, pi)
+        return specs
 
     def compute_mask(self, instances, mask=None):
         return None

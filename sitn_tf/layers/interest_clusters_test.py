@@ -166,3 +166,13 @@ def test_stop_gradient_views_blocks_only_the_view_path():
         cluster_loss = tf.reduce_sum(u)
     assert all(g is None for g in tape.gradient(view_loss, [p] + layer.trainable_weights))
     assert tape.gradient(cluster_loss, layer.clusters) is not None
+
+
+def test_call_can_return_the_assignment():
+    layer = InterestClusters(4, similarity="cosine", assignment_temperature=0.5)
+    p = _instances(6)
+    u, q, pi = layer(p, return_assignment=True)
+    np.testing.assert_allclose(_np(pi), _np(layer.assign(p)), rtol=1e-6)
+    np.testing.assert_allclose(_np(u), _np(layer(p)[0]), rtol=1e-6)
+    spec = layer.compute_output_spec(keras.KerasTensor((6, DIM)), return_assignment=True)
+    assert [tuple(s.shape) for s in spec] == [(4, DIM), (6, DIM), (6, 4)]

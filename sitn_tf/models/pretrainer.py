@@ -251,12 +251,12 @@ class SITNPretrainer(keras.Model):
                 self.target_clusters,
                 strict=True,
             ):
-                pi_s = source_layer.assign(p_s, mask=valid)
-                pi_t = target_layer.assign(p_t, mask=valid)
-                u_s = source_layer.new_clusters(p_s, mask=valid, assignment=pi_s)
-                u_t = target_layer.new_clusters(p_t, mask=valid, assignment=pi_t)
-                q_s = source_layer.views(p_s, u_s, training=training)
-                q_t = target_layer.views(p_t, u_t, training=training)
+                u_s, q_s, pi_s = source_layer(
+                    p_s, mask=valid, training=training, return_assignment=True
+                )
+                u_t, q_t, pi_t = target_layer(
+                    p_t, mask=valid, training=training, return_assignment=True
+                )
                 extra = {"view_negatives": cfg.i2c_view_negatives, "mask": valid}
                 rows = sitn_ops.instance_to_cluster_nce(
                     p_s, q_t, u_t, tau, sim, **extra
