@@ -116,7 +116,7 @@ MODEL_FIELDS_ADDED: dict[str, Any] = {
 TRAINING_FIELDS_ADDED: dict[str, Any] = {"max_logloss_rise": None}
 
 
-def _with_new_model_defaults(recorded: Any) -> Any:
+def with_new_model_defaults(recorded: Any) -> Any:
     """A record's Trainer config with `MODEL_FIELDS_ADDED` and `TRAINING_FIELDS_ADDED` filled in.
 
     A record made before a model field existed was made with the behaviour
@@ -135,7 +135,7 @@ def _with_new_model_defaults(recorded: Any) -> Any:
 def _reusable(record: dict[str, Any], config: dict[str, Any], variant, seed: int) -> bool:
     """A record counts only if made with the same Trainer settings and the same data."""
     wanted = portable(config_lib.trainer_config(config, variant, seed))
-    return _with_new_model_defaults(record.get("config")) == _with_new_model_defaults(
+    return with_new_model_defaults(record.get("config")) == with_new_model_defaults(
         wanted
     ) and record.get("data_config", config["data"]) == portable(config["data"])
 

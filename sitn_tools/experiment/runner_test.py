@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from sitn_tf.models import SITNConfig
-from sitn_tools.experiment.runner import MODEL_FIELDS_ADDED, _with_new_model_defaults
+from sitn_tools.experiment.runner import MODEL_FIELDS_ADDED, with_new_model_defaults
 
 
 def test_a_record_made_before_a_model_field_existed_matches_the_old_behaviour():
@@ -11,16 +11,16 @@ def test_a_record_made_before_a_model_field_existed_matches_the_old_behaviour():
         current["model"].pop(name)
     old = {"model": dict(current["model"]), "run": {"train_steps": 5}}
     del old["model"]["cluster_assignment"], old["model"]["usage_entropy_weight"]
-    assert _with_new_model_defaults(old) == _with_new_model_defaults(current)
+    assert with_new_model_defaults(old) == with_new_model_defaults(current)
     # The field at a value other than its default is another configuration.
     changed = {**current, "model": {**current["model"], "cluster_assignment": "sinkhorn"}}
-    assert _with_new_model_defaults(old) != _with_new_model_defaults(changed)
+    assert with_new_model_defaults(old) != with_new_model_defaults(changed)
     # A recorded value is never overwritten by a default.
-    assert _with_new_model_defaults(old)["model"]["embedding_dim"] == 32
-    assert _with_new_model_defaults(None) is None
+    assert with_new_model_defaults(old)["model"]["embedding_dim"] == 32
+    assert with_new_model_defaults(None) is None
     # The training section likewise: no logloss guard before it existed.
     old["training"] = {"learning_rate": 0.003}
     current["training"] = {"learning_rate": 0.003, "max_logloss_rise": None}
-    assert _with_new_model_defaults(old) == _with_new_model_defaults(current)
+    assert with_new_model_defaults(old) == with_new_model_defaults(current)
     current["training"]["max_logloss_rise"] = 0.02
-    assert _with_new_model_defaults(old) != _with_new_model_defaults(current)
+    assert with_new_model_defaults(old) != with_new_model_defaults(current)

@@ -108,7 +108,7 @@ def _comparable(config: Any) -> Any:
     """
     from sitn_tools.experiment import runner
 
-    config = runner._with_new_model_defaults(config)
+    config = runner.with_new_model_defaults(config)
     if isinstance(config, dict) and isinstance(config.get("training"), dict):
         config = {**config, "training": dict(config["training"])}
         config["training"].pop("max_logloss_rise", None)
