@@ -12,6 +12,21 @@ batches, per granularity `K`:
 * Eq. 7's logit gap (`sitn_tf.ops.instance_to_cluster_gap`).
 
 The experiment report's `clusters.json` and Figure 3 use the same functions.
+
+Two more numbers need a whole split's instances, so they are computed after
+stage 1 (`SITNPretrainer.cluster_alignment`) rather than logged per batch:
+
+* `centroid_alignment`: the nearest cross-domain cosine of the *interests*
+  the clusters stand for -- the mean instance of each cluster -- against
+  random vectors of the same shapes. The trainable `c_k` only steer Eq. 5's
+  assignment: an instance's nearest `c_k` can sit far from it (its cosine is
+  `instance_to_cluster_cosine`), so two domains can share interests while
+  their `C` look unrelated;
+* `assignment_agreement`: how often a user's source instance and target
+  instance fall on the same cluster, against the chance level of the two
+  usage distributions. This is the transfer the paper claims: a user's
+  source-domain interest points at the same target-domain interest as the
+  user's own target clicks.
 """
 
 from __future__ import annotations
@@ -125,6 +140,102 @@ def nearest_cross_domain_cosine_tensor(source, target):
     sim = sitn_ops.similarity_matrix(source, target, "cosine")
     best = ops.concatenate([ops.max(sim, axis=1), ops.max(sim, axis=0)], axis=0)
     return ops.mean(best)
+
+
+def cluster_centroids(
+    instances: np.ndarray, nearest: np.ndarray, num_clusters: int, min_size: int = 5
+) -> np.ndarray:
+    """Mean instance of every cluster that at least `min_size` instances chose.
+
+    Args:
+      instances: `(N, D)` instances.
+      nearest: `(N,)` int index of each instance's cluster, in `[0, num_clusters)`.
+      num_clusters: `K`.
+      min_size: clusters with fewer instances are left out (their mean is noise).
+
+    Returns:
+      `(K_used, D)`, clusters in index order.
+    """
+    instances = check_matrix("instances", instances)
+    nearest = np.asarray(nearest)
+    check_int("num_clusters", num_clusters, minimum=1)
+    check_int("min_size", min_size, minimum=1)
+    if nearest.shape != (instances.shape[0],):
+        raise ValueError(
+            f"`nearest` must have shape ({instances.shape[0]},) like `instances`' rows, "
+            f"got {nearest.shape}"
+        )
+    if nearest.size and (nearest.min() < 0 or nearest.max() >= num_clusters):
+        raise ValueError(
+            f"`nearest` must lie in [0, {num_clusters}), got {nearest.min()}..{nearest.max()}"
+        )
+    counts = np.bincount(nearest, minlength=num_clusters)
+    sums = np.zeros((num_clusters, instances.shape[1]))
+    np.add.at(sums, nearest, instances)
+    used = counts >= min_size
+    return sums[used] / counts[used, None]
+
+
+def centroid_alignment(
+    source_instances: np.ndarray,
+    target_instances: np.ndarray,
+    source_nearest: np.ndarray,
+    target_nearest: np.ndarray,
+    num_clusters: int,
+    min_size: int = 5,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Nearest cross-domain cosine of the clusters' mean instances, and its random level.
+
+    `nearest_cross_domain_cosine(cluster_centroids(source...), cluster_centroids(target...))`
+    beside `random_baseline` for Gaussian vectors of the same two shapes.
+
+    Returns:
+      `{"centroid_cross_cosine", "random_centroid_cross_cosine",
+      "centroid_cross_cosine_margin", "source_centroids", "target_centroids"}`,
+      the last two the number of clusters with at least `min_size` instances.
+    """
+    source = cluster_centroids(source_instances, source_nearest, num_clusters, min_size)
+    target = cluster_centroids(target_instances, target_nearest, num_clusters, min_size)
+    if len(source) < 2 or len(target) < 2:
+        raise ValueError(
+            f"fewer than 2 clusters with >= {min_size} instances (source {len(source)}, "
+            f"target {len(target)}): no alignment to measure"
+        )
+    value = nearest_cross_domain_cosine(source, target)
+    base = random_baseline(source.shape, seed, target_shape=target.shape)
+    return {
+        "centroid_cross_cosine": value,
+        "random_centroid_cross_cosine": base.mean,
+        "centroid_cross_cosine_margin": value - base.mean,
+        "source_centroids": int(len(source)),
+        "target_centroids": int(len(target)),
+    }
+
+
+def assignment_agreement(
+    from_source: np.ndarray, from_target: np.ndarray, num_clusters: int
+) -> tuple[float, float]:
+    """`(agreement, chance)` of two cluster assignments of the same users.
+
+    `agreement = mean_i [a_i == b_i]` with `a = from_source`, `b = from_target`
+    (one cluster index per user, both in the same domain's clusters);
+    `chance = sum_k P_a(k) P_b(k)`, the agreement of independent users with
+    the same usage distributions.
+    """
+    a, b = np.asarray(from_source), np.asarray(from_target)
+    check_int("num_clusters", num_clusters, minimum=1)
+    if a.ndim != 1 or a.shape != b.shape or a.size == 0:
+        raise ValueError(
+            f"`from_source` and `from_target` must be non-empty vectors of one length, "
+            f"got {a.shape} and {b.shape}"
+        )
+    for name, x in (("from_source", a), ("from_target", b)):
+        if x.min() < 0 or x.max() >= num_clusters:
+            raise ValueError(f"`{name}` must lie in [0, {num_clusters}), got {x.min()}..{x.max()}")
+    share_a = np.bincount(a, minlength=num_clusters) / a.size
+    share_b = np.bincount(b, minlength=num_clusters) / b.size
+    return float(np.mean(a == b)), float(share_a @ share_b)
 
 
 @keras.saving.register_keras_serializable(package="sitn_tf")

@@ -8,6 +8,9 @@ import pytest
 
 from sitn_tf.cluster_health import (
     ClusterUsage,
+    assignment_agreement,
+    centroid_alignment,
+    cluster_centroids,
     nearest_cross_domain_cosine,
     nearest_cross_domain_cosine_tensor,
     random_baseline,
@@ -76,3 +79,49 @@ def test_config_round_trip_and_bad_argument():
     assert isinstance(restored, ClusterUsage) and restored.name == "x"
     with pytest.raises(ValueError, match="`num_clusters`"):
         ClusterUsage(1)
+
+
+def test_cluster_centroids_are_means_of_clusters_with_enough_instances():
+    x = np.array([[1.0, 0.0], [3.0, 0.0], [0.0, 2.0], [0.0, 4.0], [9.0, 9.0]])
+    nearest = np.array([2, 2, 0, 0, 1])
+    # Cluster 1 has one instance (< min_size 2): left out; clusters in index order.
+    np.testing.assert_allclose(cluster_centroids(x, nearest, 4, min_size=2), [[0, 3], [2, 0]])
+    np.testing.assert_allclose(
+        cluster_centroids(x, nearest, 4, min_size=1), [[0, 3], [9, 9], [2, 0]]
+    )
+    with pytest.raises(ValueError, match="nearest"):
+        cluster_centroids(x, np.array([0, 1, 4, 0, 0]), 4)
+    with pytest.raises(ValueError, match="nearest"):
+        cluster_centroids(x, nearest[:3], 4)
+    with pytest.raises(ValueError, match="min_size"):
+        cluster_centroids(x, nearest, 4, min_size=0)
+
+
+def test_centroid_alignment_of_shared_interests_is_one_and_beats_random():
+    rng = np.random.default_rng(0)
+    interests = rng.standard_normal((6, 16))
+    labels = np.repeat(np.arange(6), 10)
+    # Both domains hold the same 6 interests (noise-free), under permuted cluster ids.
+    source = interests[labels]
+    target = interests[labels]
+    report = centroid_alignment(source, target, labels, (labels + 2) % 6, 6, min_size=5, seed=1)
+    assert report["centroid_cross_cosine"] == pytest.approx(1.0)
+    assert report["source_centroids"] == report["target_centroids"] == 6
+    expected = random_baseline((6, 16), 1)
+    assert report["random_centroid_cross_cosine"] == pytest.approx(expected.mean)
+    assert report["centroid_cross_cosine_margin"] == pytest.approx(1.0 - expected.mean)
+    with pytest.raises(ValueError, match="fewer than 2 clusters"):
+        centroid_alignment(source, target, np.zeros(60, int), labels, 6)
+
+
+def test_assignment_agreement_and_chance_against_hand_values():
+    a = np.array([0, 0, 1, 2])
+    b = np.array([0, 1, 1, 1])
+    agree, chance = assignment_agreement(a, b, 3)
+    assert agree == pytest.approx(2 / 4)
+    # P_a = (1/2, 1/4, 1/4), P_b = (1/4, 3/4, 0).
+    assert chance == pytest.approx(0.5 * 0.25 + 0.25 * 0.75)
+    with pytest.raises(ValueError, match="from_source"):
+        assignment_agreement(a, b[:3], 3)
+    with pytest.raises(ValueError, match="from_target"):
+        assignment_agreement(a, np.array([0, 1, 3, 0]), 3)

@@ -141,6 +141,13 @@ def test_cluster_analysis_per_granularity(experiment):
         for domain in ("source", "target"):
             assert 0.0 <= entry[f"{domain}_usage_entropy"] <= 1.0
             assert 1.0 <= entry[f"{domain}_effective_clusters"] <= int(k)
+        # The same eval pairs' cross-domain alignment, each beside its reference level.
+        for value, level in (
+            ("centroid_cross_cosine", "random_centroid_cross_cosine"),
+            ("target_agreement", "target_agreement_chance"),
+            ("source_agreement", "source_agreement_chance"),
+        ):
+            assert -1.0 <= entry[value] <= 1.0 and -1.0 <= entry[level] <= 1.0
     assert results["clusters"] == clusters
     # Every run that pretrained keeps its eval-split cluster health.
     for run in results["runs"]:

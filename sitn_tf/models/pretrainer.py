@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
 
 from sitn_tf import ops as sitn_ops
 from sitn_tf.cluster_health import (
     ClusterUsage,
+    assignment_agreement,
+    centroid_alignment,
     nearest_cross_domain_cosine_tensor,
     random_baseline,
 )
@@ -355,6 +358,74 @@ class SITNPretrainer(keras.Model):
             if "cross_cosine" in entry:
                 entry["cross_cosine_margin"] = entry["cross_cosine"] - entry["random_cross_cosine"]
             granularities[str(k)] = entry
+        return report
+
+    def pair_instances(self, batches: Iterable[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """`(p^s, p^t)` of every pair with both histories non-empty: `(N, D)` each.
+
+        Args:
+            batches: an iterable of input dicts (e.g. a `tf.data` dataset of
+                stage-1 pairs without labels).
+        """
+        source, target = [], []
+        for inputs in batches:
+            outputs = self(inputs, training=False)
+            valid = np.asarray(outputs["source_valid"]) & np.asarray(outputs["target_valid"])
+            source.append(np.asarray(outputs["source_instance"])[valid])
+            target.append(np.asarray(outputs["target_instance"])[valid])
+        if not source or not sum(len(s) for s in source):
+            raise ValueError("no pair with both histories non-empty in `batches`")
+        return np.concatenate(source), np.concatenate(target)
+
+    def cluster_alignment(
+        self, source_instances, target_instances, min_size: int = 5, seed: int = 0
+    ) -> dict[str, dict[str, float]]:
+        """Whether the two domains' interest clusters match, per granularity (JSON-safe).
+
+        From the paired instances of one split (`pair_instances`), per K:
+
+        * `centroid_cross_cosine` and its random level
+          (`sitn_tf.cluster_health.centroid_alignment`): the interests the
+          clusters stand for, compared across domains;
+        * `target_agreement` / `target_agreement_chance`: how often a user's
+          source instance has the same nearest target cluster as the user's
+          target instance; `source_agreement` the same in the source
+          clusters (`assignment_agreement`);
+        * `{domain}_instance_to_cluster_cosine`: mean cosine of an instance
+          to its nearest `c_k`, how close the trainable clusters lie to the
+          instances they own.
+
+        Returns:
+            `{str(K): {...}}`; empty without `L_i2c`.
+        """
+        source = np.asarray(source_instances, dtype=np.float32)
+        target = np.asarray(target_instances, dtype=np.float32)
+        report: dict[str, dict[str, float]] = {}
+        if not self.config.use_i2c:
+            return report
+        for k, source_layer, target_layer in zip(
+            self.config.granularities, self.source_clusters, self.target_clusters, strict=True
+        ):
+            own_source = np.asarray(source_layer.nearest(source))
+            own_target = np.asarray(target_layer.nearest(target))
+            entry: dict[str, float] = dict(
+                centroid_alignment(source, target, own_source, own_target, k, min_size, seed)
+            )
+            agree, chance = assignment_agreement(
+                np.asarray(target_layer.nearest(source)), own_target, k
+            )
+            entry.update(target_agreement=agree, target_agreement_chance=chance)
+            agree, chance = assignment_agreement(
+                own_source, np.asarray(source_layer.nearest(target)), k
+            )
+            entry.update(source_agreement=agree, source_agreement_chance=chance)
+            for domain, instances, layer in (
+                ("source", source, source_layer),
+                ("target", target, target_layer),
+            ):
+                cosine = np.asarray(sitn_ops.similarity_matrix(instances, layer.clusters, "cosine"))
+                entry[f"{domain}_instance_to_cluster_cosine"] = float(cosine.max(axis=1).mean())
+            report[str(k)] = entry
         return report
 
     def get_config(self):

@@ -263,6 +263,42 @@ def test_cluster_health_logs_match_numpy():
     )
 
 
+def test_cluster_alignment_matches_numpy_on_paired_instances():
+    config = tiny_config(similarity="cosine")
+    model = SITNPretrainer(config)
+    x, _ = random_batch(config, batch=16)
+    source, target = model.pair_instances([x])
+    out = {name: _np(value) for name, value in model(x).items()}
+    valid = out["source_valid"] & out["target_valid"]
+    np.testing.assert_allclose(source, out["source_instance"][valid])
+    report = model.cluster_alignment(source, target, min_size=1, seed=3)
+    assert set(report) == {"3", "5"}
+    for k, s_layer, t_layer in zip(
+        (3, 5), model.source_clusters, model.target_clusters, strict=True
+    ):
+        cs, ct = _np_unit(_np(s_layer.clusters)), _np_unit(_np(t_layer.clusters))
+        own_s = (_np_unit(source) @ cs.T).argmax(1)
+        own_t = (_np_unit(target) @ ct.T).argmax(1)
+        s_in_t = (_np_unit(source) @ ct.T).argmax(1)
+        entry = report[str(k)]
+        assert entry["target_agreement"] == pytest.approx(np.mean(s_in_t == own_t))
+        share = np.bincount(s_in_t, minlength=k) / len(s_in_t)
+        share_t = np.bincount(own_t, minlength=k) / len(own_t)
+        assert entry["target_agreement_chance"] == pytest.approx(share @ share_t)
+        means_s = np.stack([source[own_s == j].mean(0) for j in range(k) if (own_s == j).any()])
+        means_t = np.stack([target[own_t == j].mean(0) for j in range(k) if (own_t == j).any()])
+        cos = _np_unit(means_s) @ _np_unit(means_t).T
+        expected = np.concatenate([cos.max(1), cos.max(0)]).mean()
+        assert entry["centroid_cross_cosine"] == pytest.approx(expected, rel=1e-5)
+        assert entry["source_instance_to_cluster_cosine"] == pytest.approx(
+            (_np_unit(source) @ cs.T).max(1).mean(), rel=1e-5
+        )
+    without = SITNPretrainer(tiny_config(use_i2c=False))
+    assert without.cluster_alignment(source, target) == {}
+    with pytest.raises(ValueError, match="no pair"):
+        model.pair_instances([])
+
+
 def test_usage_regulariser_is_the_gap_to_uniform_use():
     config = tiny_config(usage_entropy_weight=0.5, granularities=(4,))
     model = SITNPretrainer(config)

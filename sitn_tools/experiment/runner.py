@@ -132,7 +132,7 @@ def with_new_model_defaults(recorded: Any) -> Any:
     }
 
 
-def _reusable(record: dict[str, Any], config: dict[str, Any], variant, seed: int) -> bool:
+def reusable(record: dict[str, Any], config: dict[str, Any], variant, seed: int) -> bool:
     """A record counts only if made with the same Trainer settings and the same data."""
     wanted = portable(config_lib.trainer_config(config, variant, seed))
     return with_new_model_defaults(record.get("config")) == with_new_model_defaults(
@@ -345,6 +345,24 @@ def run_one(
 # --------------------------------------------------------------------------- clusters
 
 
+def eval_pairs(transform, seed: int, eval_steps: int):
+    """The eval split's first `eval_steps` batches of 512 stage-1 pairs, unlabelled."""
+    import tensorflow_transform as tft
+
+    from sitn_tf import training
+
+    return training.transformed_dataset(
+        transform.split_files("eval"),
+        tft.TFTransformOutput(transform.transform_graph),
+        512,
+        shuffle=False,
+        seed=seed,
+        repeat=False,
+        keep=training.pretraining_pair,
+        with_label=False,
+    ).take(max(1, eval_steps))
+
+
 def cluster_analysis(
     pretrainer_path: str, transform, output: str, seed: int, eval_steps: int
 ) -> dict[str, Any]:
@@ -356,29 +374,21 @@ def cluster_analysis(
     clusters per domain, nearest cross-domain cosine against random
     clusters of the same shape, Eq. 7's logit gap), measured here by the
     model's own metrics on the eval split's first `eval_steps` batches of
-    512 pairs. The panel titles use the same cosine functions.
+    512 pairs, with the same pairs' cross-domain alignment
+    (`SITNPretrainer.cluster_alignment`). The panel titles use the same
+    cosine functions.
     """
     import keras
-    import tensorflow_transform as tft
 
-    from sitn_tf import training
     from sitn_tools.experiment import clusters as clusters_lib
 
     model = keras.saving.load_model(pretrainer_path)
     cfg = model.config
-    dataset = training.transformed_dataset(
-        transform.split_files("eval"),
-        tft.TFTransformOutput(transform.transform_graph),
-        512,
-        shuffle=False,
-        seed=seed,
-        repeat=False,
-        keep=training.pretraining_pair,
-        with_label=False,
-    ).take(max(1, eval_steps))
+    dataset = eval_pairs(transform, seed, eval_steps)
     model.compile(optimizer="adam")  # evaluate() needs a compiled model; no step is taken
     logs = model.evaluate(dataset, verbose=0, return_dict=True)
     health = model.cluster_health(logs, prefix="")
+    alignment = model.cluster_alignment(*model.pair_instances(dataset), seed=seed)
     by_k = {
         int(k): (np.asarray(source.clusters), np.asarray(target.clusters))
         for k, source, target in zip(
@@ -395,6 +405,7 @@ def cluster_analysis(
     for k in by_k:
         entry = dict(compared[k])
         entry.update(health["granularities"][str(k)])
+        entry.update(alignment[str(k)])
         per_k[str(k)] = entry
     report["granularities"] = per_k
     report["instance_cosine"] = health["instance_cosine"]
@@ -570,7 +581,7 @@ def run(
         for path, where in ((result_path, "this output"), (committed, "the committed record")):
             if path and os.path.exists(path):
                 record = read_json(path)
-                if _reusable(portable(record), config, variant, seed):
+                if reusable(portable(record), config, variant, seed):
                     reused = (record, where)
                     break
         if reused:
