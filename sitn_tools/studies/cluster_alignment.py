@@ -69,16 +69,30 @@ def measure(experiment: dict[str, Any], variant: str, seed: int, transform, outp
     keras.backend.clear_session()
     model = keras.saving.load_model(path)
     dataset = runner.eval_pairs(transform, seed, eval_steps)
-    model.compile(optimizer="adam")  # evaluate() needs a compiled model; no step is taken
-    health = model.cluster_health(model.evaluate(dataset, verbose=0, return_dict=True), prefix="")
-    alignment = model.cluster_alignment(*model.pair_instances(dataset), seed=seed)
+
+    def numbers(model) -> dict[str, Any]:
+        model.compile(optimizer="adam")  # evaluate() needs a compiled model; no step is taken
+        logs = model.evaluate(dataset, verbose=0, return_dict=True)
+        health = model.cluster_health(logs, prefix="")
+        alignment = model.cluster_alignment(*model.pair_instances(dataset), seed=seed)
+        return {k: {**health["granularities"][k], **alignment[k]} for k in alignment}
+
+    trained = numbers(model)
+    # The same architecture before any step (the seed's initialisation
+    # draw): what the numbers are without training, instance geometry and
+    # all, a stricter reference than random vectors.
+    keras.utils.set_random_seed(seed)
+    at_init = type(model)(model.config)
+    at_init(next(iter(dataset)))
     return {
         "variant": variant,
         "seed": seed,
-        "config": runner.portable(config_lib.trainer_config(experiment, variant, seed)),
+        "config": runner.portable(
+            config_lib.trainer_config(experiment, config_lib.VARIANTS_BY_NAME[variant], seed)
+        ),
         "data_config": runner.portable(experiment["data"]),
-        "granularities": {k: {**health["granularities"][k], **alignment[k]} for k in alignment},
-        "instance_cosine": health["instance_cosine"],
+        "granularities": trained,
+        "at_init": numbers(at_init),
     }
 
 
@@ -92,13 +106,17 @@ def table(records: Sequence[Mapping[str, Any]]) -> str:
     """One row per (variant, K): each column's mean (± sd over seeds) against its reference."""
     header = ["variant", "K", "seeds"] + [c[0] for c in COLUMNS] + ["instance → nearest c_k"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    variants = list(dict.fromkeys(r["variant"] for r in records))
-    for variant in variants:
+    rows = []
+    for variant in dict.fromkeys(r["variant"] for r in records):
         mine = [r for r in records if r["variant"] == variant]
-        ks = sorted({int(k) for r in mine for k in r["granularities"]})
+        rows.append((variant, [r["granularities"] for r in mine]))
+        if all("at_init" in r for r in mine):
+            rows.append((f"{variant} at initialisation", [r["at_init"] for r in mine]))
+    for name, measured in rows:
+        ks = sorted({int(k) for m in measured for k in m})
         for k in ks:
-            entries = [r["granularities"][str(k)] for r in mine if str(k) in r["granularities"]]
-            cells = [variant, str(k), str(len(entries))]
+            entries = [m[str(k)] for m in measured if str(k) in m]
+            cells = [name, str(k), str(len(entries))]
             for _, key, reference in COLUMNS:
                 values = [e[key] for e in entries if key in e]
                 refs = [e[reference] for e in entries if reference in e]
@@ -180,7 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"--report-dir {args.report_dir}`\n\n"
         "Stage-1 models of the experiment, eval split (the pairs with both "
         "histories non-empty), mean ± sd over seeds; each value beside its "
-        "reference level.\n\n"
+        "reference level. The `at initialisation` rows measure the same "
+        "architecture before any training step (each seed's initial draw).\n\n"
         "- `C cosine`: mean nearest cross-domain cosine of the trainable "
         "clusters `C^s`, `C^t` (what stage 1 logs), against random Gaussian "
         "clusters of the same shape.\n"
