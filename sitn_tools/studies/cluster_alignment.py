@@ -36,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sitn_tf.files import read_json, write_json
+from sitn_tools.studies import write_results
 
 # (column, numerator key, reference key): each cell is "value vs reference".
 COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -213,10 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "- `instance → nearest c_k`: mean cosine of an instance to its nearest "
         "trainable cluster (both domains averaged).\n\n" + table(records) + "\n"
     )
-    os.makedirs(args.report_dir, exist_ok=True)
-    with open(os.path.join(args.report_dir, "results.md"), "w") as f:
-        f.write(text)
-    print(text)
+    write_results(args.report_dir, text)
     return 0
 
 

@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sitn_tf.files import read_json, write_json
+from sitn_tools.studies import write_results
 
 # Name -> SITNConfig overrides; the paper first. Assignment temperature 0.1
 # puts cosine scores (in [-1, 1]) on SwAV's scale (epsilon 0.05).
@@ -257,9 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "positive's logit minus the largest cluster negative's (both "
         "directions averaged).\n\n" + table(records) + "\n"
     )
-    with open(os.path.join(args.report_dir, "results.md"), "w") as f:
-        f.write(text)
-    print(text)
+    write_results(args.report_dir, text)
     return 0
 
 
