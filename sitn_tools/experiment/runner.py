@@ -196,6 +196,46 @@ def run_transform(config: dict[str, Any], data: str, output: str):
 # --------------------------------------------------------------------------- one run
 
 
+def _stage_inputs(stage: str, run, transform):
+    """One stage's model config and datasets, in a fresh Keras session.
+
+    A fresh session per stage keeps names and memory from piling up; a
+    pretrainer object from an earlier session stays usable.
+    """
+    import keras
+    import tensorflow_transform as tft
+
+    from sitn_tf import training
+
+    keras.backend.clear_session()
+    return training.stage_inputs(
+        stage,
+        run,
+        tft.TFTransformOutput(transform.transform_graph),
+        transform.split_files("train"),
+        transform.split_files("eval"),
+    )
+
+
+def fit_stage1(run, transform, **kwargs):
+    """Stage 1 of a run config on the Transform output (`training.fit_pretrainer`'s result).
+
+    `kwargs` go to `fit_pretrainer` (e.g. `log_dir`, `verbose`).
+    """
+    from sitn_tf import training
+
+    stage = _stage_inputs(training.PRETRAIN, run, transform)
+    return training.fit_pretrainer(
+        stage.model_config,
+        run.training,
+        stage.train,
+        stage.eval,
+        steps=run.run.pretrain_steps,
+        eval_steps=run.run.eval_steps,
+        **kwargs,
+    )
+
+
 def score_test_split(serving_model_dir: str, test_pattern: str, batch_size: int = 1024):
     """`(labels, probabilities, user_ids, item_ids)`: `serving_default` on the raw test split."""
     import tensorflow as tf
@@ -244,7 +284,6 @@ def run_one(
     known and each row's target history length; the scored rows are checked
     to be these.
     """
-    import keras
     import tensorflow_transform as tft
 
     from pipelines import serving
@@ -257,26 +296,9 @@ def run_one(
         "seed": int(seed),
         "config": run.custom_config(),
     }
-    transform_output = tft.TFTransformOutput(transform.transform_graph)
-    files = (transform.split_files("train"), transform.split_files("eval"))
-
-    def inputs(stage: str):
-        # A fresh Keras session per stage (a pretrainer object stays usable).
-        keras.backend.clear_session()
-        return training.stage_inputs(stage, run, transform_output, *files)
-
     pretrained = None
     if run.pretrains:
-        stage = inputs(training.PRETRAIN)
-        stage1 = training.fit_pretrainer(
-            stage.model_config,
-            run.training,
-            stage.train,
-            stage.eval,
-            steps=run.run.pretrain_steps,
-            eval_steps=run.run.eval_steps,
-            log_dir=os.path.join(run_dir, "pretrain", "logs"),
-        )
+        stage1 = fit_stage1(run, transform, log_dir=os.path.join(run_dir, "pretrain", "logs"))
         record["pretrain_seconds"] = round(stage1.seconds, 2)
         record["pretrain_steps"] = stage1.steps
         record["pretrain_history"] = stage1.history
@@ -286,7 +308,7 @@ def run_one(
         path = training.save_pretrainer(stage1.model, os.path.join(run_dir, "pretrain"))
         record["pretrainer"] = os.path.relpath(path, run_dir)
         pretrained = stage1.model
-    stage = inputs(training.FINETUNE)
+    stage = _stage_inputs(training.FINETUNE, run, transform)
     stage2 = training.fit_ranker(
         stage.model_config,
         run.training,
@@ -298,7 +320,9 @@ def run_one(
         log_dir=os.path.join(run_dir, "finetune", "logs"),
     )
     serving_dir = os.path.join(run_dir, "finetune", "model")
-    serving.export_serving_model(stage2.model, transform_output, serving_dir)
+    serving.export_serving_model(
+        stage2.model, tft.TFTransformOutput(transform.transform_graph), serving_dir
+    )
     val_auc = stage2.history.get("val_auc", [])
     record.update(
         {

@@ -118,29 +118,10 @@ def _comparable(config: Any) -> Any:
 
 def run_remedy(experiment: dict[str, Any], remedy: str, seed: int, transform) -> dict[str, Any]:
     """Stage 1 of the `sitn` variant with `REMEDIES[remedy]`; the record (JSON-safe)."""
-    import keras
-    import tensorflow_transform as tft
-
-    from sitn_tf import training
+    from sitn_tools.experiment import runner
 
     run = study_config(experiment, remedy, seed)
-    keras.backend.clear_session()
-    stage = training.stage_inputs(
-        training.PRETRAIN,
-        run,
-        tft.TFTransformOutput(transform.transform_graph),
-        transform.split_files("train"),
-        transform.split_files("eval"),
-    )
-    result = training.fit_pretrainer(
-        stage.model_config,
-        run.training,
-        stage.train,
-        stage.eval,
-        steps=run.run.pretrain_steps,
-        eval_steps=run.run.eval_steps,
-        verbose=2,
-    )
+    result = runner.fit_stage1(run, transform, verbose=2)
     return {
         "remedy": remedy,
         "overrides": REMEDIES[remedy],
