@@ -14,6 +14,8 @@ An experiment file (YAML or JSON) has these keys; only `data` is required:
     model: {...}                       #   as in a pipeline config
     training: {...}
     run: {pretrain_steps: 600, train_steps: 2000, eval_steps: 100, beam_args: [...]}
+    variant_training:                  # optional: `training` overrides per variant,
+      din: {learning_rate: 0.001}      #   e.g. a learning rate per model family
     cluster_figure_variant: sitn       # whose stage-1 clusters Figure 3 shows (none
                                        # when that variant is not run)
     report_dir: docs/results/...       # optional: copy the report files here
@@ -103,6 +105,7 @@ DEFAULTS: dict[str, Any] = {
     "model": {},
     "training": {},
     "run": {},
+    "variant_training": {},
     "cluster_figure_variant": "sitn",
     "report_dir": None,
     "share_transform_with": None,
@@ -154,6 +157,19 @@ def validate(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
         raise ValueError(
             f"{source}: unknown variant(s) {unknown}; known: {[v.name for v in VARIANTS]}"
         )
+    overrides = config.get("variant_training") or {}
+    if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
+        raise ValueError(
+            f"{source}: `variant_training` must map variant names to `training` overrides, "
+            f"got {overrides!r}"
+        )
+    unknown = sorted(set(overrides) - set(VARIANTS_BY_NAME))
+    if unknown:
+        raise ValueError(
+            f"{source}: `variant_training` names unknown variant(s) {unknown}; "
+            f"known: {[v.name for v in VARIANTS]}"
+        )
+    config["variant_training"] = overrides
     base = Config.from_dict(
         {key: config[key] for key in ("transform", "model", "training", "run")}, source=source
     )
@@ -193,7 +209,12 @@ def run_config(
         {
             "transform": config["transform"],
             "model": model,
-            "training": {**config["training"], **variant.training, "seed": int(seed)},
+            "training": {
+                **config["training"],
+                **(config.get("variant_training") or {}).get(variant.name, {}),
+                **variant.training,
+                "seed": int(seed),
+            },
             "run": {**config["run"], **variant.run},
         },
         source=f"{source} (variant {variant.name})",

@@ -52,9 +52,26 @@ def test_trainer_config_applies_each_variant(tmp_path):
     assert not by["din"].pretrains and not by["no_pretrain"].pretrains and by["no_mv"].pretrains
 
 
+def test_variant_training_overrides_one_variant_only(tmp_path):
+    config = config_lib.load(
+        _write(
+            tmp_path,
+            "data: {dir: d}\ntraining: {learning_rate: 0.003, batch_size: 64}\n"
+            "variant_training: {din: {learning_rate: 0.001}}\n",
+        )
+    )
+    by = config_lib.VARIANTS_BY_NAME
+    din = config_lib.run_config(config, by["din"], seed=1).training
+    sitn = config_lib.run_config(config, by["sitn"], seed=1).training
+    assert (din.learning_rate, din.batch_size, din.model) == (0.001, 64, "din")
+    assert (sitn.learning_rate, sitn.batch_size) == (0.003, 64)
+
+
 @pytest.mark.parametrize(
     "text, message",
     [
+        ("data: {dir: d}\nvariant_training: {dien: {learning_rate: 0.1}}\n", "unknown variant"),
+        ("data: {dir: d}\nvariant_training: {din: 0.1}\n", "variant_training"),
         ("seeds: [1]\n", "exactly one of `dir` or `command`"),
         ("data: {dir: d, command: synthetic}\n", "exactly one of"),
         ("data: {command: bogus}\n", "interactions|amazon|synthetic"),
