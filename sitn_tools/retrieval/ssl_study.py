@@ -68,7 +68,6 @@ TESTED = ("recall@50_tail", "recall@10_tail", "recall@50_head", "recall@50")
 class SslSettings(DataSettings):
     """Every knob of one study; written into `results.json`."""
 
-    synthetic_users: int = 1000
     embedding_dim: int = 32
     feature_dim: int = 16
     hidden_units: tuple[int, ...] = (64,)
@@ -78,10 +77,10 @@ class SslSettings(DataSettings):
     head_share: float = 0.2
     # Grids searched on eval (first seed).
     learning_rates: tuple[float, ...] = (1e-3, 3e-3)
-    temperatures: tuple[float, ...] = (0.05, 0.1)
-    ssl_weights: tuple[float, ...] = (0.1, 0.5)
-    spread_out_weights: tuple[float, ...] = (0.1, 1.0)
-    feature_dropouts: tuple[float, ...] = (0.2, 0.5)
+    temperatures: tuple[float, ...] = (0.05, 0.1, 0.2)
+    ssl_weights: tuple[float, ...] = (0.1, 0.3, 1.0)
+    spread_out_weights: tuple[float, ...] = (0.1, 0.3, 1.0)
+    feature_dropouts: tuple[float, ...] = (0.1, 0.3, 0.5)
     # Fixed (paper's values or defaults).
     ssl_temperature: float = 0.1
     ssl_batch_size: int = 256
@@ -180,7 +179,7 @@ class SslStudy:
         ranks = training.target_ranks(model, split) if ranks is None else ranks
         return metrics.sliced_recall(ranks, split.targets, self.head, CUTOFFS)
 
-    def train(self, variant: str, params: dict[str, float], seed: int) -> dict[str, Any]:
+    def fit_variant(self, variant: str, params: dict[str, float], seed: int) -> dict[str, Any]:
         """One run (reused when already in `results.json`): fit, then score eval and test."""
         for record in self.results["runs"]:
             if record["variant"] == variant and record["seed"] == seed and record["params"] == params:
@@ -233,7 +232,7 @@ class SslStudy:
         return record
 
     def _pick(self, variant: str, candidates: list[dict[str, float]], seed: int) -> dict:
-        sweep = [self.train(variant, params, seed) for params in candidates]
+        sweep = [self.fit_variant(variant, params, seed) for params in candidates]
         best = max(sweep, key=lambda r: r["eval_metrics"]["recall@50"])
         self.results["selection"][variant] = {
             "params": best["params"],
@@ -312,7 +311,7 @@ class SslStudy:
         for seed in seeds:
             for variant in VARIANTS:
                 if variant in variants:
-                    self.train(variant, chosen[variant], seed)
+                    self.fit_variant(variant, chosen[variant], seed)
         self.results["final"] = {
             "params": chosen,
             "seconds": round(time.perf_counter() - started, 1),
