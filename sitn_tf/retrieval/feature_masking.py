@@ -67,8 +67,7 @@ class FeatureMasking(keras.layers.Layer):
             array = np.asarray(groups, dtype=bool)
             if array.shape != (num_features, num_features):
                 raise ValueError(
-                    f"`groups` must have shape ({num_features}, {num_features}), "
-                    f"got {array.shape}."
+                    f"`groups` must have shape ({num_features}, {num_features}), got {array.shape}."
                 )
             if not array[np.arange(num_features), np.arange(num_features)].all():
                 raise ValueError("`groups` must mask each seed feature itself (diagonal True).")

@@ -102,9 +102,7 @@ def id_only_features(num_candidates: int) -> ItemFeatures:
     return ItemFeatures(columns, np.zeros((num_candidates, 1), np.int32), vocab)
 
 
-def load_item_features(
-    path: str | Path, item_ids: dict[str, int], domain: str
-) -> ItemFeatures:
+def load_item_features(path: str | Path, item_ids: dict[str, int], domain: str) -> ItemFeatures:
     """Attributes of the candidates from an `items.tsv` (see the module docstring).
 
     Args:

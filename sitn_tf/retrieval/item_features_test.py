@@ -60,8 +60,9 @@ def test_synthetic_features_are_correlated_so_cfm_groups_category_and_brand():
     names, matrix = mutual_information.mutual_information(features.table(), normalized=True)
     assert names == list(item_features.FEATURES)
     groups = mutual_information.correlated_groups(matrix)  # F = 5: pairs
-    partner = {names[f]: names[int(np.flatnonzero(groups[f] & (np.arange(5) != f))[0])]
-               for f in range(5)}
+    partner = {
+        names[f]: names[int(np.flatnonzero(groups[f] & (np.arange(5) != f))[0])] for f in range(5)
+    }
     # Brand determines category: they are each other's partners.
     assert partner["category"] == "brand" and partner["brand"] == "category"
 

@@ -12,7 +12,14 @@ import keras
 import numpy as np
 from keras import ops
 
-from sitn_tf.checks import check_int, check_non_negative, check_positive, check_rate, check_units
+from sitn_tf.checks import (
+    check_candidates,
+    check_int,
+    check_non_negative,
+    check_positive,
+    check_rate,
+    check_units,
+)
 from sitn_tf.retrieval import two_tower_losses as tl
 from sitn_tf.retrieval.feature_dropout import FeatureDropout
 from sitn_tf.retrieval.feature_masking import MODES, FeatureMasking
@@ -129,13 +136,7 @@ class TwoTowerRetriever(keras.Model):
     ):
         kwargs.setdefault("name", "two_tower")
         super().__init__(**kwargs)
-        check_int("num_items", num_items, minimum=2)
-        num_candidates = num_items if num_candidates is None else num_candidates
-        check_int("num_candidates", num_candidates, minimum=2)
-        if num_candidates > num_items:
-            raise ValueError(
-                f"`num_candidates` must be <= num_items, got {num_candidates} > {num_items}."
-            )
+        num_candidates = check_candidates(num_items, num_candidates)
         check_int("embedding_dim", embedding_dim, minimum=1)
         check_int("feature_dim", feature_dim, minimum=1)
         hidden_units = check_units("hidden_units", hidden_units)
@@ -193,7 +194,9 @@ class TwoTowerRetriever(keras.Model):
         self.query_mlp = _mlp(hidden_units, embedding_dim, "query_mlp")
         self.feature_embeddings = {
             name: keras.layers.Embedding(
-                num_candidates if name == "id" else vocab[name], feature_dim, name=f"{name}_embedding"
+                num_candidates if name == "id" else vocab[name],
+                feature_dim,
+                name=f"{name}_embedding",
             )
             for name in self.features
         }
@@ -341,9 +344,7 @@ class TwoTowerRetriever(keras.Model):
         log_q = ops.take(self.item_log_q, targets, axis=0)
         terms = {
             "loss_retrieval": ops.mean(
-                tl.in_batch_softmax_loss(
-                    outputs["query"], items, targets, log_q, self.temperature
-                )
+                tl.in_batch_softmax_loss(outputs["query"], items, targets, log_q, self.temperature)
             )
         }
         if self.spread_out_weight > 0:

@@ -49,7 +49,9 @@ def test_towers_and_the_main_loss_against_numpy():
     tags = [t for t in FEATURES.tags[item] if t]
     parts = [model.feature_embeddings["id"].embeddings.numpy()[item]]
     for name in ("category", "brand", "price_bucket"):
-        parts.append(model.feature_embeddings[name].embeddings.numpy()[FEATURES.columns[name][item]])
+        parts.append(
+            model.feature_embeddings[name].embeddings.numpy()[FEATURES.columns[name][item]]
+        )
     parts.append(model.feature_embeddings["tags"].embeddings.numpy()[tags].mean(0))
     hidden = keras.ops.convert_to_numpy(model.item_mlp(np.concatenate(parts)[None]))[0]
     np.testing.assert_allclose(x[1], hidden / np.linalg.norm(hidden), rtol=1e-4, atol=1e-6)
@@ -74,8 +76,10 @@ def test_towers_and_the_main_loss_against_numpy():
         ({}, {"loss_retrieval"}),
         ({"spread_out_weight": 0.5}, {"loss_retrieval", "loss_spread_out"}),
         ({"masking": "rfm", "ssl_weight": 0.3}, {"loss_retrieval", "loss_ssl"}),
-        ({"masking": "cfm", "feature_groups": GROUPS, "ssl_weight": 0.3, "view_dropout": 0.2},
-         {"loss_retrieval", "loss_ssl"}),
+        (
+            {"masking": "cfm", "feature_groups": GROUPS, "ssl_weight": 0.3, "view_dropout": 0.2},
+            {"loss_retrieval", "loss_ssl"},
+        ),
         ({"feature_dropout": 0.5}, {"loss_retrieval"}),
     ],
 )

@@ -48,7 +48,14 @@ def _common_arguments(parser: argparse.ArgumentParser, defaults: Any, variants) 
     )
     parser.add_argument("--seeds", type=_ints, default=[0, 1, 2, 3, 4])
     parser.add_argument("--variants", type=_names, default=list(variants))
-    for field in ("max_len", "embedding_dim", "batch_size", "max_epochs", "patience", "synthetic_users"):
+    for field in (
+        "max_len",
+        "embedding_dim",
+        "batch_size",
+        "max_epochs",
+        "patience",
+        "synthetic_users",
+    ):
         parser.add_argument(
             f"--{field.replace('_', '-')}", type=int, default=getattr(defaults, field)
         )

@@ -185,6 +185,15 @@ def co_click_ranks(train, split, num_items: int, num_candidates: int) -> np.ndar
     return np.concatenate(ranks)
 
 
+def data_line(summary: dict[str, Any]) -> str:
+    """The data sentence of a results.md, from `split_data`'s summary."""
+    return (
+        f"Data: {summary['users']} users ({summary['users_too_short']} with fewer than 3 target "
+        f"clicks left out), {summary['train_instances']} train instances, skipped rows "
+        f"{summary['skipped_rows'] or 'none'}."
+    )
+
+
 class Study:
     def __init__(self, settings: Settings, output: Path, work_dir: Path):
         self.settings = settings
@@ -443,12 +452,7 @@ class Study:
             + (", ".join(last) if last else "none")
             + "."
         )
-        d = r["data"]
-        lines += [
-            "",
-            f"Data: {d['users']} users ({d['users_too_short']} with fewer than 3 target clicks "
-            f"left out), {d['train_instances']} train instances, skipped rows {d['skipped_rows'] or 'none'}.",
-        ]
+        lines += ["", data_line(r["data"])]
         return "\n".join(lines) + "\n"
 
 

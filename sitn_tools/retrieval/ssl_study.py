@@ -40,7 +40,13 @@ from typing import Any
 import numpy as np
 
 from sitn_tools.retrieval import report  # numpy and scipy only
-from sitn_tools.retrieval.runner import REPO, DataSettings, popularity_ranks, split_data
+from sitn_tools.retrieval.runner import (
+    REPO,
+    DataSettings,
+    data_line,
+    popularity_ranks,
+    split_data,
+)
 
 logger = logging.getLogger("sitn_tf.retrieval")
 
@@ -182,7 +188,11 @@ class SslStudy:
     def fit_variant(self, variant: str, params: dict[str, float], seed: int) -> dict[str, Any]:
         """One run (reused when already in `results.json`): fit, then score eval and test."""
         for record in self.results["runs"]:
-            if record["variant"] == variant and record["seed"] == seed and record["params"] == params:
+            if (
+                record["variant"] == variant
+                and record["seed"] == seed
+                and record["params"] == params
+            ):
                 return record
         from sitn_tf.retrieval import training
 
@@ -373,7 +383,7 @@ class SslStudy:
             seconds = [x["seconds"] for x in runs]
             lines += [
                 "",
-                f"Best epochs: "
+                "Best epochs: "
                 + ", ".join(f"{x['variant']}/{x['seed']} {x['best_epoch']}" for x in runs)
                 + f". Per run {np.mean(seconds):.0f} s on average.",
             ]
@@ -389,9 +399,7 @@ class SslStudy:
             + "; ".join(f"{k} → {', '.join(v)}" for k, v in groups.items())
             + ".",
             "",
-            f"Data: {d['users']} users ({d['users_too_short']} with fewer than 3 target clicks "
-            f"left out), {d['train_instances']} train instances, skipped rows "
-            f"{d['skipped_rows'] or 'none'}.",
+            data_line(d),
         ]
         return "\n".join(lines) + "\n"
 

@@ -26,7 +26,9 @@ TINY = dict(
 
 def test_study_selects_on_eval_and_reports_head_and_tail(tmp_path):
     settings = ssl_study.SslSettings(**TINY)
-    results = ssl_study.run(settings, seeds=[0, 1], variants=["baseline", "ssl_cfm"], output=tmp_path)
+    results = ssl_study.run(
+        settings, seeds=[0, 1], variants=["baseline", "ssl_cfm"], output=tmp_path
+    )
     # Selection: 1 baseline run, then 2 alphas for ssl_cfm on seed 0; seed 1: the chosen two.
     assert [(r["variant"], r["seed"]) for r in results["runs"]] == [
         ("baseline", 0),
