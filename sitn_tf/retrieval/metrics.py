@@ -20,7 +20,9 @@ their numbers are comparable:
 With one target per query (leave-last-out), HR@K = Recall@K = 1[rank < K]
 and NDCG@K = 1[rank < K] / log2(rank + 2) (the ideal DCG is 1).
 `recall_at_k` handles several targets per query (for retrievers evaluated on
-a set of held-out clicks).
+a set of held-out clicks). `head_items` and `sliced_recall` split Recall@K by
+the target's training popularity (head = the top 20% of the corpus by
+training clicks by default, tail = the rest).
 
 Only numpy is used here, so the metrics can be checked without TensorFlow.
 """

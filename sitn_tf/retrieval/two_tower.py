@@ -201,12 +201,14 @@ class TwoTowerRetriever(keras.Model):
             for name in self.features
         }
         self.item_mlp = _mlp(hidden_units, embedding_dim, "item_mlp")
-        # Holds the learned defaults of masked features (SSL views and FD).
+        # Holds the learned defaults of masked features (SSL views and FD);
+        # absent when nothing is masked, so no weight goes without a gradient.
+        uses_defaults = masking is not None or feature_dropout > 0
         self.masker = (
             FeatureMasking(
                 len(self.features), masking or "rfm", self.feature_groups, seed=seed, name="masking"
             )
-            if len(self.features) >= 2
+            if len(self.features) >= 2 and uses_defaults
             else None
         )
         self.view_tag_dropout = FeatureDropout(view_dropout, seed=seed + 1, name="view_dropout")

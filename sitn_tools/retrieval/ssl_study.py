@@ -316,15 +316,16 @@ class SslStudy:
                 )
         self.baselines()
         self._write()
-        started = time.perf_counter()
         chosen = self.select(variants, seeds[0])
         for seed in seeds:
             for variant in VARIANTS:
                 if variant in variants:
                     self.fit_variant(variant, chosen[variant], seed)
+        # Summed over the recorded runs, so that a rerun reusing them reports the same.
         self.results["final"] = {
             "params": chosen,
-            "seconds": round(time.perf_counter() - started, 1),
+            "runs": len(self.results["runs"]),
+            "run_seconds_total": round(sum(r["seconds"] for r in self.results["runs"]), 1),
         }
         self._write()
 
@@ -393,14 +394,15 @@ class SslStudy:
                 f"{self.settings.max_epochs}): {', '.join(last) if last else 'none'}."
             )
         groups = r["features"]["cfm_groups"]
-        lines += [
-            "",
-            "CFM groups (normalised mutual information over the item table): "
-            + "; ".join(f"{k} → {', '.join(v)}" for k, v in groups.items())
-            + ".",
-            "",
-            data_line(d),
-        ]
+        if any(size > 1 for size in r["features"]["vocab"].values()):
+            features = (
+                "CFM groups (normalised mutual information over the item table): "
+                + "; ".join(f"{k} → {', '.join(v)}" for k, v in groups.items())
+                + "."
+            )
+        else:
+            features = "Item features: the id only (the set has no item metadata)."
+        lines += ["", features, "", data_line(d)]
         return "\n".join(lines) + "\n"
 
 
