@@ -73,14 +73,13 @@ def test_towers_and_the_main_loss_against_numpy():
 @pytest.mark.parametrize(
     "kwargs,logged",
     [
-        ({}, {"loss_retrieval"}),
-        ({"spread_out_weight": 0.5}, {"loss_retrieval", "loss_spread_out"}),
+        # FD and SO together: one compiled model less (the test's cost is tracing).
+        ({"spread_out_weight": 0.5, "feature_dropout": 0.5}, {"loss_retrieval", "loss_spread_out"}),
         ({"masking": "rfm", "ssl_weight": 0.3}, {"loss_retrieval", "loss_ssl"}),
         (
             {"masking": "cfm", "feature_groups": GROUPS, "ssl_weight": 0.3, "view_dropout": 0.2},
             {"loss_retrieval", "loss_ssl"},
         ),
-        ({"feature_dropout": 0.5}, {"loss_retrieval"}),
     ],
 )
 def test_variants_train_and_log_each_term(kwargs, logged):
@@ -89,7 +88,7 @@ def test_variants_train_and_log_each_term(kwargs, logged):
     terms = model.compute_terms(model(BATCH), BATCH["target"])
     assert set(terms) == logged
     history = model.fit(
-        tf.data.Dataset.from_tensor_slices(BATCH).batch(4), epochs=2, verbose=0
+        tf.data.Dataset.from_tensor_slices(BATCH).batch(4), epochs=1, verbose=0
     ).history
     assert logged <= set(history) and "loss" in history
     assert all(np.isfinite(v).all() for v in history.values())

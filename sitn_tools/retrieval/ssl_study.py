@@ -179,10 +179,10 @@ class SslStudy:
             **extra,
         )
 
-    def _scores(self, model, split, ranks=None) -> dict[str, float]:
+    def _scores(self, model, split, score) -> dict[str, float]:
         from sitn_tf.retrieval import metrics, training
 
-        ranks = training.target_ranks(model, split) if ranks is None else ranks
+        ranks = training.target_ranks(model, split, score=score)
         return metrics.sliced_recall(ranks, split.targets, self.head, CUTOFFS)
 
     def fit_variant(self, variant: str, params: dict[str, float], seed: int) -> dict[str, Any]:
@@ -194,6 +194,8 @@ class SslStudy:
                 and record["params"] == params
             ):
                 return record
+        import tensorflow as tf
+
         from sitn_tf.retrieval import training
 
         s = self.settings
@@ -211,12 +213,14 @@ class SslStudy:
             monitor="hr@50",  # = Recall@50 with one target
             cutoffs=CUTOFFS,
         )
+        # One compiled scorer for both splits (a fresh one would trace again).
+        score = tf.function(model.query_scores, reduce_retracing=True)
         record = {
             "variant": variant,
             "seed": seed,
             "params": params,
-            "metrics": self._scores(model, self.test),
-            "eval_metrics": self._scores(model, self.eval),
+            "metrics": self._scores(model, self.test, score),
+            "eval_metrics": self._scores(model, self.eval, score),
             "best_epoch": summary["best_epoch"],
             "epochs_run": summary["epochs_run"],
             "stopped_early": summary["stopped_early"],
