@@ -1,11 +1,13 @@
 """Pairwise mutual information between item feature columns, and the
 correlated feature groups of CFM (Yao et al. CIKM 2021, Sec. 3.2).
 
-Computed offline over the item table (each item counted once), with numpy.
-The paper computes the matrix with a batch job over the corpus; a Beam /
-tf.Transform analyzer producing the same matrix is a follow-up. The matrix
-travels with the model as a config value (`TwoTowerRetriever`'s
-`feature_groups`), so a reloaded model masks the same groups.
+Computed offline over the item table (each item counted once): here with
+numpy, and for a corpus that does not fit in memory with the Beam transform
+of `mutual_information_beam`, which gives the same matrix from the same
+entropies (`entropy`, `matrix_from_entropies`). The matrix and the groups
+travel with the model as config values (`TwoTowerRetriever`'s
+`mutual_information` and `feature_groups`), so a reloaded model masks the
+same groups.
 """
 
 from __future__ import annotations
@@ -15,20 +17,50 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 
-def _codes(column: Sequence) -> np.ndarray:
-    """Dense integer codes of a column's values.
+def cell_key(value):
+    """The value a cell counts as: a multi-valued cell (list/tuple/set) is its sorted set.
 
-    A multi-valued cell (a list/tuple/set of values) counts as one value, its
-    sorted set: two items share it only when they have the same set.
+    Two items share a multi-valued value only when they have the same set.
     """
-    keys = [tuple(sorted(set(v))) if isinstance(v, (list, tuple, set)) else v for v in column]
+    return tuple(sorted(set(value))) if isinstance(value, (list, tuple, set)) else value
+
+
+def _codes(column: Sequence) -> np.ndarray:
+    """Dense integer codes of a column's values (`cell_key`)."""
     index: dict = {}
-    return np.asarray([index.setdefault(k, len(index)) for k in keys], dtype=np.int64)
+    return np.asarray([index.setdefault(cell_key(v), len(index)) for v in column], np.int64)
 
 
-def _entropy(counts: np.ndarray) -> float:
+def entropy(counts) -> float:
+    """`H = -sum p log p` (nats) of a distribution given by its counts."""
+    counts = np.asarray(counts, dtype=np.float64)
     p = counts[counts > 0] / counts.sum()
     return float(-(p * np.log(p)).sum())
+
+
+def matrix_from_entropies(
+    marginal: Sequence[float], joint: dict[tuple[int, int], float], normalized: bool = False
+) -> np.ndarray:
+    """`I(A; B) = H(A) + H(B) - H(A, B)` for every pair, from the entropies.
+
+    Args:
+        marginal: `H` of each of the `F` columns.
+        joint: `(i, j) -> H(column i, column j)` for `i < j`.
+        normalized: divide by `sqrt(H(A) H(B))` (see `mutual_information`).
+
+    Returns:
+        `(F, F)` symmetric; the diagonal is `H(A)`, or 1 (0 when `H(A) = 0`)
+        when normalised.
+    """
+    size = len(marginal)
+    matrix = np.diag(np.asarray(marginal, dtype=np.float64))
+    for i in range(size):
+        for j in range(i + 1, size):
+            matrix[i, j] = matrix[j, i] = max(marginal[i] + marginal[j] - joint[(i, j)], 0.0)
+    if normalized:
+        scale = np.sqrt(np.outer(marginal, marginal))
+        matrix = np.divide(matrix, scale, out=np.zeros_like(matrix), where=scale > 0)
+    return matrix
 
 
 def mutual_information(
@@ -58,20 +90,14 @@ def mutual_information(
     if len(set(lengths.values())) != 1:
         raise ValueError(f"`columns` must all have one value per item, got lengths {lengths}.")
     codes = [_codes(columns[name]) for name in names]
-    entropies = [_entropy(np.bincount(c)) for c in codes]
-    size = len(names)
-    matrix = np.zeros((size, size))
-    for i in range(size):
-        for j in range(i, size):
-            joint = np.zeros((codes[i].max() + 1, codes[j].max() + 1))
-            np.add.at(joint, (codes[i], codes[j]), 1.0)
-            # I(A; B) = H(A) + H(B) - H(A, B).
-            value = max(entropies[i] + entropies[j] - _entropy(joint.ravel()), 0.0)
-            if normalized:
-                scale = np.sqrt(entropies[i] * entropies[j])
-                value = value / scale if scale > 0 else 0.0
-            matrix[i, j] = matrix[j, i] = value
-    return names, matrix
+    marginal = [entropy(np.bincount(c)) for c in codes]
+    joint = {}
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            counts = np.zeros((codes[i].max() + 1, codes[j].max() + 1))
+            np.add.at(counts, (codes[i], codes[j]), 1.0)
+            joint[(i, j)] = entropy(counts.ravel())
+    return names, matrix_from_entropies(marginal, joint, normalized)
 
 
 def correlated_groups(matrix: np.ndarray, group_size: int | None = None) -> np.ndarray:
