@@ -1,4 +1,8 @@
-"""Feature Dropout for multi-valued item features (Yao et al. CIKM 2021, Sec. 3.2)."""
+"""Feature Dropout for multi-valued item features.
+
+Yao et al. CIKM 2021: the second stage of its two-stage augmentation (the
+first is feature masking), and alone its "FD" baseline.
+"""
 
 from __future__ import annotations
 

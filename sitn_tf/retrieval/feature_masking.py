@@ -1,7 +1,7 @@
 """Feature masking for the two views of self-supervised item towers.
 
 Yao et al., "Self-supervised Learning for Large-scale Item Recommendations",
-CIKM 2021, Sec. 3.2: Random Feature Masking (RFM) and Correlated Feature
+CIKM 2021, its two-stage augmentation: Random Feature Masking (RFM) and Correlated Feature
 Masking (CFM).
 """
 

@@ -1,5 +1,5 @@
 """Pairwise mutual information between item feature columns, and the
-correlated feature groups of CFM (Yao et al. CIKM 2021, Sec. 3.2).
+correlated feature groups of CFM (Yao et al. CIKM 2021).
 
 Computed offline over the item table (each item counted once): here with
 numpy, and for a corpus that does not fit in memory with the Beam transform
@@ -103,7 +103,7 @@ def mutual_information(
 def correlated_groups(matrix: np.ndarray, group_size: int | None = None) -> np.ndarray:
     """CFM's mask groups: for each seed feature, itself plus its most correlated features.
 
-    Yao et al. (Sec. 3.2): pick a seed feature, then mask the `n - 1` other
+    Yao et al.: pick a seed feature, then mask the `n - 1` other
     features with the highest mutual information with it, `n = F / 2` (here
     `max(1, F // 2)`), so that about half of the features are masked; the
     other view masks the complement. Ties go to the lower column index.

@@ -57,11 +57,11 @@ class TwoTowerRetriever(keras.Model):
       `(batch, F, feature_dim)`, flattened, an MLP and L2 normalisation:
       `(batch,) ids -> (batch, D)`. The features of every candidate are
       held in non-trainable tables (saved with the weights).
-    * Main loss `loss_retrieval` (Sec. 2): in-batch softmax over the batch's
+    * Main loss `loss_retrieval` (`L_main`): in-batch softmax over the batch's
       targets, `s(q, x) / temperature - log p(x)`, accidental hits masked
       (`two_tower_losses.in_batch_softmax_loss`). `p(x)` is `item_log_q`,
       training-target frequencies (`two_tower_losses.item_log_probabilities`).
-    * `masking="rfm"` or `"cfm"` adds `ssl_weight * loss_ssl` (Sec. 3.3,
+    * `masking="rfm"` or `"cfm"` adds `ssl_weight * loss_ssl` (the multi-task loss,
       `L = L_main + alpha L_self`): `ssl_batch_size` distinct candidates
       drawn uniformly from the item table (not from the click stream, so
       tail items get as much SSL signal as head items), two complementary

@@ -3,7 +3,7 @@ Large-scale Item Recommendations" (CIKM 2021), as plain functions of tensors.
 
 * `in_batch_softmax_loss`: the main task, a batch softmax with temperature
   and the logQ correction of Yi et al. (RecSys 2019), accidental hits masked.
-* `contrastive_loss`: the paper's self-supervised loss `L_self` (its Sec. 3.1).
+* `contrastive_loss`: the paper's self-supervised loss `L_self`.
 * `spread_out_loss`: the global orthogonal regulariser of Zhang et al.
   (ICCV 2017), the paper's "SO" baseline.
 
@@ -59,7 +59,7 @@ def _l2_normalize(x, axis=-1):
 
 
 def in_batch_softmax_loss(queries, items, item_ids, log_q, temperature: float):
-    """The main task's batch softmax with logQ correction (Yao et al. Sec. 2, Yi et al. 2019).
+    """The main task's batch softmax with logQ correction (Yao et al.; Yi et al. 2019).
 
     For query `i` the logits over the batch's items are
 
@@ -93,7 +93,7 @@ def in_batch_softmax_loss(queries, items, item_ids, log_q, temperature: float):
 
 
 def contrastive_loss(view_a, view_b, temperature: float):
-    """`L_self` of Yao et al. (Sec. 3.1): InfoNCE between two views of each item.
+    """`L_self` of Yao et al.: InfoNCE between two views of each item.
 
     With `z_i`, `z'_i` the L2-normalised embeddings of the two augmented views
     of item `i` of a batch of `N` distinct items,
