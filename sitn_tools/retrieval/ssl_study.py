@@ -364,18 +364,18 @@ class SslStudy:
             f"{r['features']['head_items']} items (top {self.settings.head_share:.0%}) with the "
             "most training clicks "
             f"({r['features']['head_share_of_train_clicks']:.0%} of them); tail = the rest. "
-            "Test Recall@K, mean ± std over seeds.",
+            "Test Recall@K, mean ± std over seeds; `popularity` ranks by training clicks "
+            "(deterministic, no training, same masking).",
             "",
-            report.markdown(r["summary"], tests, metrics=METRICS),
         ]
+        table = dict(r["summary"])
         pop = r.get("baselines", {}).get("popularity")
         if pop:
-            lines += [
-                "Popularity (training clicks, no training, same masking): "
-                + ", ".join(f"{m} {pop['test'][m]:.4f}" for m in METRICS)
-                + ".",
-                "",
-            ]
+            table["popularity"] = {
+                "n": "–",
+                "metrics": {m: {"mean": pop["test"][m], "std": None} for m in METRICS},
+            }
+        lines.append(report.markdown(table, tests, metrics=METRICS))
         lines.append("Chosen on the eval split (Recall@50) of the first seed:")
         for variant, sel in r["selection"].items():
             sweep = "; ".join(

@@ -48,6 +48,7 @@ def test_study_selects_on_eval_and_reports_head_and_tail(tmp_path):
     assert results["features"]["cfm_groups"]["category"][0] == "category"
     text = (tmp_path / "results.md").read_text()
     assert "RECALL@50_TAIL" in text and "ssl_cfm vs baseline" in text
+    assert "| popularity | – |" in text
     # A rerun reuses every finished run.
     again = ssl_study.run(settings, seeds=[0, 1], variants=["baseline", "ssl_cfm"], output=tmp_path)
     assert len(again["runs"]) == 5
