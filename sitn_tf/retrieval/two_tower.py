@@ -219,12 +219,7 @@ class TwoTowerRetriever(keras.Model):
         self.loss_spread_out_tracker = keras.metrics.Mean(name="loss_spread_out")
         self.build()
         if item_features is not None:
-            table = np.stack([item_features.columns[n] for n in SINGLE_VALUED], axis=1)
-            tags = np.zeros((num_candidates, max_tags), np.int32)
-            width = min(max_tags, item_features.tags.shape[1])
-            tags[:, :width] = item_features.tags[:, :width]
-            self.attribute_table.assign(table.astype(np.int32))
-            self.tag_table.assign(tags)
+            self._set_item_features(item_features)
         if item_log_q is not None:
             item_log_q = np.asarray(item_log_q, np.float32)
             if item_log_q.shape != (num_candidates,):
@@ -232,6 +227,27 @@ class TwoTowerRetriever(keras.Model):
                     f"`item_log_q` must have shape ({num_candidates},), got {item_log_q.shape}."
                 )
             self.item_log_q.assign(item_log_q)
+
+    def _set_item_features(self, item_features: ItemFeatures) -> None:
+        """Fill the feature tables; every value must fit (nothing is cut silently)."""
+        if item_features.tags[:, self.max_tags :].any():
+            raise ValueError(
+                f"`max_tags` {self.max_tags} is smaller than an item's tag count "
+                f"(`item_features.tags` has {item_features.tags.shape[1]} columns)."
+            )
+        for name in self.features[1:]:
+            values = item_features.tags if name == "tags" else item_features.columns[name]
+            if values.max(initial=0) >= self.feature_vocab[name]:
+                raise ValueError(
+                    f"`feature_vocab` of {name!r} is {self.feature_vocab[name]}, but "
+                    f"`item_features` holds the value {values.max()}."
+                )
+        tags = np.zeros((self.num_candidates, self.max_tags), np.int32)
+        width = min(self.max_tags, item_features.tags.shape[1])
+        tags[:, :width] = item_features.tags[:, :width]
+        table = np.stack([item_features.columns[n] for n in SINGLE_VALUED], axis=1)
+        self.attribute_table.assign(table.astype(np.int32))
+        self.tag_table.assign(tags)
 
     def build(self, input_shape=None):
         self.history_embedding.build((None, None))

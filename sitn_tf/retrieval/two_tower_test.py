@@ -164,3 +164,10 @@ def test_id_only_model_for_sets_without_metadata():
 def test_bad_arguments(kwargs, argument):
     with pytest.raises(ValueError, match=f"`{argument}`"):
         TwoTowerRetriever(**kwargs)
+
+
+def test_item_features_must_fit_the_tables():
+    with pytest.raises(ValueError, match="`max_tags`"):
+        _model(max_tags=1)  # items have up to 3 tags
+    with pytest.raises(ValueError, match="`feature_vocab` of 'brand'"):
+        _model(feature_vocab=FEATURES.vocab | {"brand": 3})

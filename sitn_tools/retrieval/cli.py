@@ -55,6 +55,7 @@ def _common_arguments(parser: argparse.ArgumentParser, defaults: Any, variants) 
         "max_epochs",
         "patience",
         "synthetic_users",
+        "synthetic_data_seed",
     ):
         parser.add_argument(
             f"--{field.replace('_', '-')}", type=int, default=getattr(defaults, field)
