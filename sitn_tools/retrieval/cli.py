@@ -55,6 +55,8 @@ def _common_arguments(parser: argparse.ArgumentParser, defaults: Any, variants) 
         "max_epochs",
         "patience",
         "synthetic_users",
+        "synthetic_clusters",
+        "synthetic_items_per_cluster",
         "synthetic_data_seed",
     ):
         parser.add_argument(
