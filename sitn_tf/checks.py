@@ -46,3 +46,15 @@ def check_non_negative(name: str, value) -> None:
         or value < 0
     ):
         raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}.")
+
+
+def check_candidates(num_items: int, num_candidates: int | None) -> int:
+    """A retriever's corpus size: `num_candidates` (default `num_items`), in `[2, num_items]`."""
+    check_int("num_items", num_items, minimum=2)
+    num_candidates = num_items if num_candidates is None else num_candidates
+    check_int("num_candidates", num_candidates, minimum=2)
+    if num_candidates > num_items:
+        raise ValueError(
+            f"`num_candidates` must be <= num_items, got {num_candidates} > {num_items}."
+        )
+    return num_candidates

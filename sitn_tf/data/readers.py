@@ -55,7 +55,9 @@ REJECT_REASONS = (
 INTERACTION_COLUMNS = ("user_id", "item_id", "domain", "timestamp")
 OPTIONAL_INTERACTION_COLUMNS = ("rating",)
 ITEM_COLUMNS = ("item_id", "domain")
-OPTIONAL_ITEM_COLUMNS = ("category", "brand", "title")
+# `price_bucket` and `tags` (`|`-separated) are accepted; the converter does
+# not carry them into the examples yet.
+OPTIONAL_ITEM_COLUMNS = ("category", "brand", "title", "price_bucket", "tags")
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _MAX_REJECT_TEXT = 500

@@ -14,6 +14,13 @@ target clicks. Ratings are 4-5 (clicks) with probability `on_interest_click`
 for items of the user's interests and uniform 1-5 otherwise, which exercises
 the rating-threshold path of the converter.
 
+Item attributes are correlated, so that feature-correlation methods (e.g.
+correlated feature masking for self-supervised item towers) have something to
+find: each category owns a few brands (brand determines category), a brand
+has a typical price bucket, and an item's tags come mostly from its
+category's own tags (`item_attributes`). They are drawn from a generator of
+their own, so the interactions do not depend on them.
+
 The generator writes format 2 (interactions + items TSV) and the dataset goes
 through the same converter as real data.
 """
@@ -35,6 +42,12 @@ _GENRES = (
     "science", "science-fiction", "sports", "thriller", "travel", "war",
     "western", "animation", "cooking", "poetry", "religion", "self-help",
 )  # fmt: skip
+
+# Item attributes (see `item_attributes`).
+BRANDS_PER_CATEGORY = 3
+PRICE_BUCKETS = 5
+TAGS_PER_CATEGORY = 4
+TAG_SEPARATOR = "|"
 
 INTERACTIONS_FILE = "interactions.tsv"
 ITEMS_FILE = "items.tsv"
@@ -110,13 +123,14 @@ class SyntheticData:
 
     Attributes:
       interactions: `(user_id, item_id, domain, timestamp, rating)` rows.
-      items: `(item_id, domain, category, brand, title)` rows.
+      items: `(item_id, domain, category, brand, title, price_bucket, tags)`
+        rows; `tags` joined by `TAG_SEPARATOR`.
       item_interest: `(domain, item_id) -> interest index`.
       user_interests: `user_id -> {interest index: weight}`.
     """
 
     interactions: list[tuple[str, str, str, int, int]]
-    items: list[tuple[str, str, str, str, str]]
+    items: list[tuple[str, str, str, str, str, str, str]]
     item_interest: dict[tuple[str, str], int]
     user_interests: dict[str, dict[int, float]]
 
@@ -127,6 +141,42 @@ def _item_id(domain_index: int, index: int) -> str:
     return f"{index:010d}" if domain_index == 0 else f"B{index:09d}"
 
 
+def item_attributes(
+    categories: np.ndarray, num_categories: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
+    """Brand, price bucket and tags of items, correlated with their category.
+
+    * brand: one of the category's own `BRANDS_PER_CATEGORY` brands
+      (`category * BRANDS_PER_CATEGORY + r`), so brand determines category;
+    * price bucket (`0..PRICE_BUCKETS-1`): the brand's own bucket with
+      probability 0.7, else uniform;
+    * tags: 1-3 distinct tags, each one of the category's `TAGS_PER_CATEGORY`
+      tags with probability 0.8, else any tag (ids `0..num_categories *
+      TAGS_PER_CATEGORY - 1`).
+
+    Args:
+        categories: `(n,)` int category index of each item.
+        num_categories: the number of categories.
+        rng: the generator to draw from.
+
+    Returns:
+        `(brand, price_bucket, tags)`: two `(n,)` int arrays and per item a
+        sorted list of tag ids.
+    """
+    categories = np.asarray(categories, dtype=np.int64)
+    n = len(categories)
+    brand = categories * BRANDS_PER_CATEGORY + rng.integers(0, BRANDS_PER_CATEGORY, n)
+    brand_price = rng.integers(0, PRICE_BUCKETS, num_categories * BRANDS_PER_CATEGORY)
+    price = np.where(rng.random(n) < 0.7, brand_price[brand], rng.integers(0, PRICE_BUCKETS, n))
+    num_tags = num_categories * TAGS_PER_CATEGORY
+    tags = []
+    for category, count in zip(categories.tolist(), rng.integers(1, 4, n).tolist(), strict=True):
+        own = category * TAGS_PER_CATEGORY + rng.integers(0, TAGS_PER_CATEGORY, count)
+        chosen = np.where(rng.random(count) < 0.8, own, rng.integers(0, num_tags, count))
+        tags.append(sorted(set(chosen.tolist())))
+    return brand, price, tags
+
+
 def generate_synthetic(config: SyntheticConfig = SyntheticConfig()) -> SyntheticData:
     """Generates the dataset; the same config always gives the same rows."""
     rng = np.random.default_rng(config.seed)
@@ -134,7 +184,9 @@ def generate_synthetic(config: SyntheticConfig = SyntheticConfig()) -> Synthetic
     n = config.items_per_domain
     domains = (config.source_domain, config.target_domain)
 
-    items: list[tuple[str, str, str, str, str]] = []
+    items: list[tuple[str, str, str, str, str, str, str]] = []
+    # Attributes from a generator of their own: the interactions stay the same.
+    attribute_rng = np.random.default_rng([config.seed, 1])
     item_interest: dict[tuple[str, str], int] = {}
     interest_of: list[np.ndarray] = []
     within: list[np.ndarray] = []  # (k, n): p_k(i) per interest
@@ -152,6 +204,7 @@ def generate_synthetic(config: SyntheticConfig = SyntheticConfig()) -> Synthetic
         interest_of.append(interests)
         within.append(p_k)
         overall.append(weights / weights.sum())
+        brands, prices, tags = item_attributes(interests, k, attribute_rng)
         for index in range(n):
             item_id = _item_id(d, index)
             interest = int(interests[index])
@@ -162,8 +215,10 @@ def generate_synthetic(config: SyntheticConfig = SyntheticConfig()) -> Synthetic
                     item_id,
                     domain,
                     genre,
-                    f"{domain}-brand-{index % 37:02d}",
+                    f"{domain}-brand-{brands[index]:03d}",
                     f"{genre.title()} {domain} no. {index}",
+                    str(prices[index]),
+                    TAG_SEPARATOR.join(f"tag-{t:03d}" for t in tags[index]),
                 )
             )
 
@@ -217,7 +272,7 @@ def write_synthetic_raw(data: SyntheticData, directory: str) -> tuple[str, str]:
         for user, item, domain, timestamp, rating in data.interactions:
             out.write(f"{user}\t{item}\t{domain}\t{timestamp}\t{rating}\n")
     with open(items_path, "w", encoding="utf-8") as out:
-        out.write("item_id\tdomain\tcategory\tbrand\ttitle\n")
+        out.write("item_id\tdomain\tcategory\tbrand\ttitle\tprice_bucket\ttags\n")
         for row in data.items:
             out.write("\t".join(row) + "\n")
     return interactions_path, items_path

@@ -45,7 +45,7 @@ def test_rows_follow_the_configuration():
     for mixture in data.user_interests.values():
         assert 1 <= len(mixture) <= config.max_user_interests
         assert sum(mixture.values()) == pytest.approx(1.0)
-    for item, domain, category, _, _ in data.items:
+    for item, domain, category, *_ in data.items:
         assert category == interest_name(data.item_interest[(domain, item)])
     # Source ids look like ISBN ASINs, with leading zeros.
     assert any(item.startswith("000") for item, domain, *_ in data.items if domain == "books")
@@ -68,7 +68,9 @@ def test_write_raw_format(tmp_path):
     lines = open(interactions).read().splitlines()
     assert lines[0] == "user_id\titem_id\tdomain\ttimestamp\trating"
     assert len(lines) == 1 + len(data.interactions)
-    assert open(items).readline() == "item_id\tdomain\tcategory\tbrand\ttitle\n"
+    assert open(items).readline() == (
+        "item_id\tdomain\tcategory\tbrand\ttitle\tprice_bucket\ttags\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -129,3 +131,29 @@ def test_existing_dataset_is_kept_unless_overwrite(tmp_path):
     with pytest.raises(DataError, match="--overwrite"):
         prepare_synthetic_dataset(str(tmp_path), SMALL)
     assert not (tmp_path / "raw").exists()
+
+
+def test_item_attributes_are_correlated_with_the_category():
+    data = generate_synthetic(SMALL)
+    items = [row for row in data.items if row[1] == "movies"]
+    brand_category = {}
+    for _, _, category, brand, _, price, tags in items:
+        brand_category.setdefault(brand, set()).add(category)
+        assert 0 <= int(price) < 5 and 1 <= len(tags.split("|")) <= 3
+    # Brand determines category; each category has at most 3 brands.
+    assert all(len(c) == 1 for c in brand_category.values())
+    assert len(brand_category) <= 3 * SMALL.num_interests
+    # Most items share their brand's most common price bucket (0.7 + 0.3 / 5).
+    by_brand = {}
+    for _, _, _, brand, _, price, _ in items:
+        by_brand.setdefault(brand, []).append(price)
+    modal = sum(max(p.count(v) for v in set(p)) for p in by_brand.values()) / len(items)
+    assert modal > 0.65
+    # Tags come mostly from the category's own 4 tags.
+    own = {}
+    for _, _, category, _, _, _, tags in items:
+        own.setdefault(category, []).extend(tags.split("|"))
+    top4 = sum(
+        sum(sorted((t.count(v) for v in set(t)), reverse=True)[:4]) for t in own.values()
+    ) / sum(len(t) for t in own.values())
+    assert top4 > 0.75

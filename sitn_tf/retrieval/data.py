@@ -30,6 +30,8 @@ class Sequences:
     skipped: dict[str, int] = dataclasses.field(default_factory=dict)
     # For the synthetic set: each candidate's planted cluster (index = id).
     item_cluster: np.ndarray | None = None
+    # For a loaded set: the target-domain item id string of each candidate id.
+    item_ids: dict[str, int] | None = None
 
 
 @dataclasses.dataclass
@@ -215,6 +217,7 @@ def load_interactions(
         num_items=num_candidates + len(source_ids),
         num_candidates=num_candidates,
         skipped=dict(skipped),
+        item_ids=target_ids,
     )
 
 

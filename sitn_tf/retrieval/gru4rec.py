@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from sitn_tf.checks import check_int
+from sitn_tf.checks import check_candidates, check_int
 from sitn_tf.retrieval import losses
 from sitn_tf.retrieval.timirec import HISTORY, TARGET
 
@@ -39,14 +39,8 @@ class GRU4Rec(keras.Model):
     ):
         kwargs.setdefault("name", "gru4rec")
         super().__init__(**kwargs)
-        check_int("num_items", num_items, minimum=2)
+        num_candidates = check_candidates(num_items, num_candidates)
         check_int("embedding_dim", embedding_dim, minimum=1)
-        num_candidates = num_items if num_candidates is None else num_candidates
-        check_int("num_candidates", num_candidates, minimum=2)
-        if num_candidates > num_items:
-            raise ValueError(
-                f"`num_candidates` must be <= num_items, got {num_candidates} > {num_items}."
-            )
         self.num_items = num_items
         self.embedding_dim = embedding_dim
         self.num_candidates = num_candidates

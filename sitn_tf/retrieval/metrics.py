@@ -20,7 +20,9 @@ their numbers are comparable:
 With one target per query (leave-last-out), HR@K = Recall@K = 1[rank < K]
 and NDCG@K = 1[rank < K] / log2(rank + 2) (the ideal DCG is 1).
 `recall_at_k` handles several targets per query (for retrievers evaluated on
-a set of held-out clicks).
+a set of held-out clicks). `head_items` and `sliced_recall` split Recall@K by
+the target's training popularity (head = the top 20% of the corpus by
+training clicks by default, tail = the rest).
 
 Only numpy is used here, so the metrics can be checked without TensorFlow.
 """
@@ -120,4 +122,43 @@ def summarize(ranks: np.ndarray, cutoffs: Sequence[int] = CUTOFFS) -> dict[str, 
         out[f"hr@{k}"] = hit_rate(ranks, k)
     for k in cutoffs:
         out[f"ndcg@{k}"] = ndcg(ranks, k)
+    return out
+
+
+def head_items(train_targets: np.ndarray, num_candidates: int, share: float = 0.2) -> np.ndarray:
+    """`(num_candidates,)` bool: the *head*, the top `share` of the corpus by training clicks.
+
+    Candidates `1..num_candidates-1` are ordered by how often they are a
+    training target (ties: lower id first) and the first
+    `round(share * (num_candidates - 1))` are the head; every other candidate
+    (including never-clicked ones) is the *tail*. Entry 0 (padding) is False.
+    """
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"`share` must be in (0, 1), got {share!r}.")
+    counts = np.bincount(np.asarray(train_targets, np.int64), minlength=num_candidates)
+    ids = np.arange(1, num_candidates)
+    order = ids[np.lexsort((ids, -counts[1:]))]
+    head = np.zeros(num_candidates, dtype=bool)
+    head[order[: int(round(share * len(ids)))]] = True
+    return head
+
+
+def sliced_recall(
+    ranks: np.ndarray, targets: np.ndarray, head: np.ndarray, cutoffs: Sequence[int] = (10, 50)
+) -> dict[str, float]:
+    """Recall@K over all queries and over those whose target is in the head / the tail.
+
+    With one target per query Recall@K = HR@K. Keys: `recall@K`,
+    `recall@K_head`, `recall@K_tail` (0.0 for an empty slice), and
+    `queries_head`, `queries_tail`, the slice sizes.
+    """
+    ranks = np.asarray(ranks)
+    in_head = np.asarray(head)[np.asarray(targets)]
+    out: dict[str, float] = {}
+    for k in cutoffs:
+        out[f"recall@{k}"] = hit_rate(ranks, k)
+        out[f"recall@{k}_head"] = hit_rate(ranks[in_head], k)
+        out[f"recall@{k}_tail"] = hit_rate(ranks[~in_head], k)
+    out["queries_head"] = int(in_head.sum())
+    out["queries_tail"] = int((~in_head).sum())
     return out

@@ -71,3 +71,22 @@ def test_masked_target_is_an_error():
     scores[0, 1] = -np.inf
     with pytest.raises(ValueError, match="non-finite"):
         metrics.target_ranks(scores, np.array([1]))
+
+
+def test_head_items_are_the_top_share_by_training_clicks():
+    # Clicks: id 3 x3, id 1 x2, ids 2 and 5 x1 (tie: lower id first), id 4 never.
+    head = metrics.head_items(np.array([3, 3, 3, 1, 1, 5, 2]), num_candidates=6, share=0.4)
+    assert np.flatnonzero(head).tolist() == [1, 3]
+    with pytest.raises(ValueError, match="`share`"):
+        metrics.head_items(np.array([1]), 3, share=1.0)
+
+
+def test_sliced_recall_by_hand():
+    head = np.array([False, True, False, False])
+    ranks = np.array([0, 12, 60, 5])
+    targets = np.array([1, 1, 2, 3])  # two head queries, two tail queries
+    out = metrics.sliced_recall(ranks, targets, head, cutoffs=(10, 50))
+    assert out["recall@10"] == 0.5 and out["recall@50"] == 0.75
+    assert out["recall@10_head"] == 0.5 and out["recall@50_head"] == 1.0
+    assert out["recall@10_tail"] == 0.5 and out["recall@50_tail"] == 0.5
+    assert (out["queries_head"], out["queries_tail"]) == (2, 2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -42,9 +43,15 @@ def target_ranks(model, split: Split, batch_size: int = 512, score=None) -> np.n
     return np.concatenate(ranks) if ranks else np.zeros(0, np.int64)
 
 
-def evaluate(model, split: Split, batch_size: int = 512, score=None) -> dict[str, float]:
-    """HR@5/10/20 and NDCG@5/10/20 of `model` on `split`."""
-    return metrics.summarize(target_ranks(model, split, batch_size, score))
+def evaluate(
+    model,
+    split: Split,
+    batch_size: int = 512,
+    score=None,
+    cutoffs: Sequence[int] = metrics.CUTOFFS,
+) -> dict[str, float]:
+    """HR@K and NDCG@K (K in `cutoffs`, by default 5/10/20) of `model` on `split`."""
+    return metrics.summarize(target_ranks(model, split, batch_size, score), cutoffs)
 
 
 def fit(
@@ -58,6 +65,7 @@ def fit(
     patience: int,
     seed: int,
     monitor: str = "ndcg@10",
+    cutoffs: Sequence[int] = metrics.CUTOFFS,
 ) -> dict:
     """Train until `monitor` on `eval_split` stops improving; keep the best epoch's weights.
 
@@ -79,7 +87,7 @@ def fit(
     epoch = 0
     for epoch in range(1, max_epochs + 1):
         logs = model.fit(data, epochs=1, verbose=0).history
-        scores = evaluate(model, eval_split, score=score)
+        scores = evaluate(model, eval_split, score=score, cutoffs=cutoffs)
         row = {"epoch": epoch, **{k: float(v[-1]) for k, v in logs.items()}, **scores}
         history.append(row)
         logger.info("epoch %d %s", epoch, {k: round(v, 4) for k, v in row.items()})

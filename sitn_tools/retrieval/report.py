@@ -1,6 +1,7 @@
 """Multi-seed retrieval results: mean ± std per variant, paired t-tests, a Markdown table.
 
-A run record is one trained variant on one seed::
+A run record is one trained variant on one seed (the metric names are the
+defaults `METRICS`; `summarize` and `markdown` take others)::
 
     {"variant": "timirec", "seed": 3,
      "metrics": {"hr@5": ..., "hr@10": ..., "hr@20": ...,
@@ -23,21 +24,25 @@ METRICS = ("hr@5", "hr@10", "hr@20", "ndcg@5", "ndcg@10", "ndcg@20")
 TEST_METRICS = ("hr@10", "ndcg@10")
 
 
-def summarize(runs: Sequence[Mapping[str, Any]], variants: Sequence[str]) -> dict[str, Any]:
+def summarize(
+    runs: Sequence[Mapping[str, Any]],
+    variants: Sequence[str],
+    metrics: Sequence[str] = METRICS,
+) -> dict[str, Any]:
     """Per variant: `n`, `seeds` and per metric `{"mean", "std"}` (std ddof=1, None for n=1)."""
     out = {}
     for variant in variants:
         rows = sorted((r for r in runs if r["variant"] == variant), key=lambda r: r["seed"])
         if not rows:
             continue
-        metrics = {}
-        for name in METRICS:
+        per_metric = {}
+        for name in metrics:
             values = np.array([r["metrics"][name] for r in rows], dtype=np.float64)
-            metrics[name] = {
+            per_metric[name] = {
                 "mean": float(values.mean()),
                 "std": float(values.std(ddof=1)) if len(values) > 1 else None,
             }
-        out[variant] = {"n": len(rows), "seeds": [r["seed"] for r in rows], "metrics": metrics}
+        out[variant] = {"n": len(rows), "seeds": [r["seed"] for r in rows], "metrics": per_metric}
     return out
 
 
@@ -82,13 +87,14 @@ def markdown(
     summary: Mapping[str, Any],
     tests: Sequence[Mapping[str, Any]],
     labels: Mapping[str, str] | None = None,
+    metrics: Sequence[str] = METRICS,
 ) -> str:
     """The results table (mean ± std over seeds) and the paired tests, as Markdown."""
     labels = labels or {}
-    header = "| variant | seeds | " + " | ".join(m.upper().replace("NDCG", "NDCG") for m in METRICS)
-    lines = [header + " |", "|---|---|" + "---|" * len(METRICS)]
+    header = "| variant | seeds | " + " | ".join(m.upper() for m in metrics)
+    lines = [header + " |", "|---|---|" + "---|" * len(metrics)]
     for variant, row in summary.items():
-        cells = " | ".join(_cell(row["metrics"].get(m)) for m in METRICS)
+        cells = " | ".join(_cell(row["metrics"].get(m)) for m in metrics)
         lines.append(f"| {labels.get(variant, variant)} | {row['n']} | {cells} |")
     if tests:
         lines += [

@@ -48,25 +48,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclasses.dataclass
-class Settings:
-    """Every knob of one study; written into `results.json`."""
+class DataSettings:
+    """Which sequences a retrieval study reads (shared by every study of this package)."""
 
     dataset: str = "synthetic"
     cross_domain: bool = False
     # Relative paths are taken from the repository root (recorded as given).
     data_dir: str = "../shared/data"
     max_len: int = 20
-    embedding_dim: int = 32
-    num_interests: int = 4
-    attention_units: int = 32
-    predictor_dim: int = 32
-    predictor_units: int = 32
-    batch_size: int = 256
-    learning_rate: float = 1e-3
-    max_epochs: int = 40
-    patience: int = 3
-    monitor: str = "ndcg@10"
-    temperatures: tuple[float, ...] = (0.1, 0.3, 1.0)
     # The synthetic generator (fixed data, seed-independent; model seeds vary).
     synthetic_users: int = 2000
     synthetic_clusters: int = 20
@@ -78,7 +67,24 @@ class Settings:
     synthetic_data_seed: int = 0
 
 
-def load_data(settings: Settings):
+@dataclasses.dataclass
+class Settings(DataSettings):
+    """Every knob of one TiMiRec study; written into `results.json`."""
+
+    embedding_dim: int = 32
+    num_interests: int = 4
+    attention_units: int = 32
+    predictor_dim: int = 32
+    predictor_units: int = 32
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    max_epochs: int = 40
+    patience: int = 3
+    monitor: str = "ndcg@10"
+    temperatures: tuple[float, ...] = (0.1, 0.3, 1.0)
+
+
+def load_data(settings: DataSettings):
     from sitn_tf.retrieval import data
 
     if settings.dataset == "synthetic":
@@ -105,6 +111,25 @@ def load_data(settings: Settings):
     return data.load_interactions(
         path, target_domain=target, source_domain=source if settings.cross_domain else None
     )
+
+
+def split_data(settings: DataSettings) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
+    """`(sequences, train, eval, test, summary)`: the leave-last-out split and its counts."""
+    from sitn_tf.retrieval import data as data_lib
+
+    started = time.perf_counter()
+    sequences = load_data(settings)
+    train, eval_split, test, counts = data_lib.leave_last_out(sequences, settings.max_len)
+    summary = {
+        "name": sequences.name,
+        "num_candidates": sequences.num_candidates - 1,
+        "num_history_items": sequences.num_items - 1,
+        "skipped_rows": sequences.skipped,
+        **counts,
+        "load_seconds": round(time.perf_counter() - started, 1),
+    }
+    logger.info("data %s", summary)
+    return sequences, train, eval_split, test, summary
 
 
 def popularity_ranks(train, split, num_candidates: int) -> np.ndarray:
@@ -160,6 +185,15 @@ def co_click_ranks(train, split, num_items: int, num_candidates: int) -> np.ndar
     return np.concatenate(ranks)
 
 
+def data_line(summary: dict[str, Any]) -> str:
+    """The data sentence of a results.md, from `split_data`'s summary."""
+    return (
+        f"Data: {summary['users']} users ({summary['users_too_short']} with fewer than 3 target "
+        f"clicks left out), {summary['train_instances']} train instances, skipped rows "
+        f"{summary['skipped_rows'] or 'none'}."
+    )
+
+
 class Study:
     def __init__(self, settings: Settings, output: Path, work_dir: Path):
         self.settings = settings
@@ -188,22 +222,7 @@ class Study:
         self.fingerprint = hashlib.sha256(json.dumps(phase1, sort_keys=True).encode()).hexdigest()[
             :12
         ]
-        from sitn_tf.retrieval import data as data_lib
-
-        started = time.perf_counter()
-        self.data = load_data(settings)
-        self.train, self.eval, self.test, counts = data_lib.leave_last_out(
-            self.data, settings.max_len
-        )
-        self.results["data"] = {
-            "name": self.data.name,
-            "num_candidates": self.data.num_candidates - 1,
-            "num_history_items": self.data.num_items - 1,
-            "skipped_rows": self.data.skipped,
-            **counts,
-            "load_seconds": round(time.perf_counter() - started, 1),
-        }
-        logger.info("data %s", self.results["data"])
+        self.data, self.train, self.eval, self.test, self.results["data"] = split_data(settings)
 
     # -- models --------------------------------------------------------------
     def _model(self, variant: str, temperature: float, seed: int):
@@ -433,12 +452,7 @@ class Study:
             + (", ".join(last) if last else "none")
             + "."
         )
-        d = r["data"]
-        lines += [
-            "",
-            f"Data: {d['users']} users ({d['users_too_short']} with fewer than 3 target clicks "
-            f"left out), {d['train_instances']} train instances, skipped rows {d['skipped_rows'] or 'none'}.",
-        ]
+        lines += ["", data_line(r["data"])]
         return "\n".join(lines) + "\n"
 
 
