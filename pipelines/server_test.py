@@ -432,3 +432,42 @@ def test_sigterm_drains_requests_in_flight_then_exits(base, tmp_path):
             requests.get(srv.url, timeout=5)
     finally:
         srv.stop()
+
+
+def test_a_retriever_is_served_with_its_retrieve_signature(tmp_path):
+    """The `retrieve` export of `sitn_tf.retrieval` (the first stage of retrieve-then-rank)."""
+    import keras
+
+    from sitn_tf.retrieval import export as retrieval_export
+    from sitn_tf.retrieval.two_tower import TwoTowerRetriever
+
+    keras.utils.set_random_seed(0)
+    model = TwoTowerRetriever(10, num_candidates=7, embedding_dim=4)
+    base = tmp_path / "models" / MODEL
+    os.makedirs(base)
+    retrieval_export.export_retriever(model, str(base / "1"), k=3)
+    history, lengths = [[1, 2, 0], [4, 5, 6]], [2, 1]
+    expected = signature(str(base), 1, retrieval_export.SIGNATURE)(
+        history=tf.constant(history, tf.int64), history_length=tf.constant(lengths, tf.int64)
+    )
+    srv = Server(str(base), str(tmp_path / "server.log"))
+    try:
+        reply = srv.post(
+            {
+                "signature_name": retrieval_export.SIGNATURE,
+                "inputs": {"history": history, "history_length": lengths},
+            }
+        )
+        assert reply.status_code == 200, reply.text
+        out = reply.json()["outputs"]
+        np.testing.assert_array_equal(out["item_ids"], expected["item_ids"].numpy())
+        np.testing.assert_allclose(out["scores"], expected["scores"].numpy(), rtol=1e-6)
+        # Padding and the first row's history are never retrieved; row 1 reads only item 4.
+        assert not {0, 1, 2} & set(out["item_ids"][0])
+        assert not {0, 4} & set(out["item_ids"][1])
+        bad = srv.post(
+            {"signature_name": retrieval_export.SIGNATURE, "inputs": {"history": history}}
+        )
+        assert bad.status_code == 400 and "history_length" in bad.text
+    finally:
+        srv.stop()
