@@ -9,11 +9,9 @@ import tensorflow as tf
 
 from pipelines import serving
 from pipelines.retrieve_then_rank import RetrieveThenRank
-from pipelines.serving_test import MAX_SEQ_LEN, SOURCE, transform_output  # noqa: F401 - fixture
+from pipelines.serving_test import SOURCE, tiny_ranker, transform_output  # noqa: F401 - fixture
 from sitn_tf import features as F
-from sitn_tf import preprocessing
 from sitn_tf.models import SITNRanker
-from sitn_tf.models._testing import tiny_config
 from sitn_tf.retrieval import export as retrieval_export
 from sitn_tf.retrieval.two_tower import TwoTowerRetriever
 
@@ -30,15 +28,9 @@ def models(tmp_path_factory, transform_output):  # noqa: F811 - the imported fix
     retriever_dir = retrieval_export.export_retriever(
         TwoTowerRetriever(len(CORPUS), embedding_dim=4), str(root / "retriever"), k=3
     )
-    sizes = preprocessing.vocab_sizes(transform_output, 1)
-    config = tiny_config(
-        num_source_items=sizes["num_source_items"],
-        num_target_items=sizes["num_target_items"],
-        num_categories=sizes["num_categories"],
-        max_seq_len=MAX_SEQ_LEN,
-    )
     ranker_dir = str(root / "ranker")
-    serving.export_serving_model(SITNRanker(config), transform_output, ranker_dir)
+    ranker = tiny_ranker(SITNRanker, transform_output)
+    serving.export_serving_model(ranker, transform_output, ranker_dir)
     return retriever_dir, ranker_dir
 
 

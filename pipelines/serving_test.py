@@ -87,17 +87,25 @@ def _example(item, category, statistics=None):
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
+def tiny_ranker(model_class, transform_output):
+    """An untrained ranker sized to the tiny Transform's vocabularies."""
+    sizes = preprocessing.vocab_sizes(transform_output, 1)
+    return model_class(
+        tiny_config(
+            num_source_items=sizes["num_source_items"],
+            num_target_items=sizes["num_target_items"],
+            num_categories=sizes["num_categories"],
+            max_seq_len=MAX_SEQ_LEN,
+        )
+    )
+
+
 @pytest.mark.parametrize("model_class", [SITNRanker, DIN])
 def test_score_candidates_equals_one_row_per_candidate(tmp_path, transform_output, model_class):
-    sizes = preprocessing.vocab_sizes(transform_output, 1)
-    config = tiny_config(
-        num_source_items=sizes["num_source_items"],
-        num_target_items=sizes["num_target_items"],
-        num_categories=sizes["num_categories"],
-        max_seq_len=MAX_SEQ_LEN,
-    )
     export_dir = str(tmp_path / "model")
-    serving.export_serving_model(model_class(config), transform_output, export_dir)
+    serving.export_serving_model(
+        tiny_ranker(model_class, transform_output), transform_output, export_dir
+    )
     loaded = tf.saved_model.load(export_dir)
     assert {"serving_default", serving.SERVING_RAW, serving.TRANSFORM_FEATURES,
             serving.SCORE_CANDIDATES} <= set(loaded.signatures)  # fmt: skip
