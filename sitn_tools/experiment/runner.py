@@ -387,6 +387,20 @@ def eval_pairs(transform, seed: int, eval_steps: int):
     ).take(max(1, eval_steps))
 
 
+def eval_cluster_numbers(model, dataset, seed: int) -> dict[str, Any]:
+    """A stage-1 model's cluster health and cross-domain alignment on `dataset` (JSON-safe).
+
+    `SITNPretrainer.cluster_health`, measured by the model's own metrics,
+    with `SITNPretrainer.cluster_alignment` of the same pairs merged into
+    each granularity: `{"instance_cosine": {...}, "granularities": {str(K): {...}}}`.
+    """
+    model.compile(optimizer="adam")  # evaluate() needs a compiled model; no step is taken
+    health = model.cluster_health(model.evaluate(dataset, verbose=0, return_dict=True), prefix="")
+    for k, entry in model.cluster_alignment(*model.pair_instances(dataset), seed=seed).items():
+        health["granularities"][k].update(entry)
+    return health
+
+
 def cluster_analysis(
     pretrainer_path: str, transform, output: str, seed: int, eval_steps: int
 ) -> dict[str, Any]:
@@ -408,11 +422,7 @@ def cluster_analysis(
 
     model = keras.saving.load_model(pretrainer_path)
     cfg = model.config
-    dataset = eval_pairs(transform, seed, eval_steps)
-    model.compile(optimizer="adam")  # evaluate() needs a compiled model; no step is taken
-    logs = model.evaluate(dataset, verbose=0, return_dict=True)
-    health = model.cluster_health(logs, prefix="")
-    alignment = model.cluster_alignment(*model.pair_instances(dataset), seed=seed)
+    health = eval_cluster_numbers(model, eval_pairs(transform, seed, eval_steps), seed)
     by_k = {
         int(k): (np.asarray(source.clusters), np.asarray(target.clusters))
         for k, source, target in zip(
@@ -429,7 +439,6 @@ def cluster_analysis(
     for k in by_k:
         entry = dict(compared[k])
         entry.update(health["granularities"][str(k)])
-        entry.update(alignment[str(k)])
         per_k[str(k)] = entry
     report["granularities"] = per_k
     report["instance_cosine"] = health["instance_cosine"]

@@ -72,11 +72,7 @@ def measure(experiment: dict[str, Any], variant: str, seed: int, transform, outp
     dataset = runner.eval_pairs(transform, seed, eval_steps)
 
     def numbers(model) -> dict[str, Any]:
-        model.compile(optimizer="adam")  # evaluate() needs a compiled model; no step is taken
-        logs = model.evaluate(dataset, verbose=0, return_dict=True)
-        health = model.cluster_health(logs, prefix="")
-        alignment = model.cluster_alignment(*model.pair_instances(dataset), seed=seed)
-        return {k: {**health["granularities"][k], **alignment[k]} for k in alignment}
+        return runner.eval_cluster_numbers(model, dataset, seed)["granularities"]
 
     trained = numbers(model)
     # The same architecture before any step (the seed's initialisation
