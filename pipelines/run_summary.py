@@ -3,18 +3,32 @@
 `summarize` returns, for the latest run of a pipeline: each component's state
 (`COMPLETE`, `CACHED`, `FAILED`, ...) and wall time, each component's output
 artifact URIs by type, the test metrics per slice, whether the model was
-blessed, and where it was pushed.
+blessed, and where it was pushed; with the optional "retrieval" Trainer, its
+eval Recall@K beside the popularity baseline (`retrieval`) and its model.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from sitn_tf.files import read_json
+
 PIPELINE_RUN = "pipeline_run"
 NODE = "node"
+RETRIEVAL_NODE = "retrieval"
+# Written by pipelines/retrieval_trainer.py into its ModelRun artifact.
+RETRIEVAL_SUMMARY_FILE = "retrieval_summary.json"
+RETRIEVAL_KEYS = ("eval_metrics", "baselines", "best_epoch", "epochs_run", "stopped_early", "data")
+
+
+def retrieval_metrics(model_run_uri: str) -> dict[str, Any]:
+    """The retrieval Trainer's eval metrics, baseline and convergence, from its ModelRun."""
+    summary = read_json(os.path.join(model_run_uri, RETRIEVAL_SUMMARY_FILE))
+    return {key: summary[key] for key in RETRIEVAL_KEYS}
 
 
 def _value(value: metadata_store_pb2.Value) -> Any:
@@ -103,6 +117,10 @@ def summarize(metadata_path: str, pipeline_name: str) -> dict[str, Any]:
                     summary["pushed_model"] = props["pushed_destination"]
             elif kind == "Model" and node == "finetune":
                 summary["model_uri"] = artifact.uri
+            elif kind == "Model" and node == RETRIEVAL_NODE:
+                summary["retrieval_model_uri"] = artifact.uri
+            elif kind == "ModelRun" and node == RETRIEVAL_NODE:
+                summary["retrieval"] = retrieval_metrics(artifact.uri)
     return summary
 
 
@@ -126,6 +144,22 @@ def format_summary(summary: dict[str, Any]) -> str:
                     f"logloss {metrics.get('binary_crossentropy', float('nan')):.4f}  "
                     f"n={metrics.get('example_count', 0):.0f}"
                 )
+    retrieval = summary.get("retrieval")
+    if retrieval:
+        model, popular = retrieval["eval_metrics"], retrieval["baselines"]["popularity"]
+        lines.append(
+            "[sitn] retrieval eval Recall@10 {m10:.4f} @50 {m50:.4f} (tail {t50:.4f}); "
+            "popularity {p10:.4f} / {p50:.4f} (tail {pt50:.4f}); best epoch {best} of {run}".format(
+                m10=model["recall@10"],
+                m50=model["recall@50"],
+                t50=model["recall@50_tail"],
+                p10=popular["recall@10"],
+                p50=popular["recall@50"],
+                pt50=popular["recall@50_tail"],
+                best=retrieval["best_epoch"],
+                run=retrieval["epochs_run"],
+            )
+        )
     lines.append(f"[sitn] blessed: {summary.get('blessed')}")
     if summary.get("pushed_model"):
         lines.append(f"[sitn] pushed model: {summary['pushed_model']}")

@@ -3,6 +3,9 @@
     ImportExampleGen -> StatisticsGen -> ImportSchemaGen -> ExampleValidator
       -> AnomaliesGate -> Transform -> Trainer "pretrain" (stage 1)
       -> Trainer "finetune" (stage 2, base_model = pretrain) -> Evaluator -> Pusher
+      -> Trainer "retrieval" (optional, `retrieval.enabled`: two-tower candidate
+         retrieval over the same Transform output; its metrics are in the run
+         summary, its SavedModel serves `retrieve`)
 
 `create_pipeline(...)` is pure: it only builds the graph. Running this file
 runs it with `LocalDagRunner` (or `BeamDagRunner` with `--runner beam`) on
@@ -32,6 +35,7 @@ from sitn_tf.config import Config
 PREPROCESSING_FN = "sitn_tf.preprocessing.preprocessing_fn"
 PRETRAIN_RUN_FN = "pipelines.pretrain_trainer.run_fn"
 FINETUNE_RUN_FN = "pipelines.finetune_trainer.run_fn"
+RETRIEVAL_RUN_FN = "pipelines.retrieval_trainer.run_fn"
 
 # Beam defaults: all local cores in separate processes. Any option given by
 # the caller overrides these (e.g. --runner=DataflowRunner --project=...).
@@ -163,7 +167,20 @@ def create_pipeline(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
         ),
     )
-    return pipeline([*components, finetune, baseline, evaluator, pusher])
+    components += [finetune, baseline, evaluator, pusher]
+    if config.retrieval.enabled:
+        # Early stopping on eval Recall@50 bounds its training, not a step budget.
+        retrieval = tfx.components.Trainer(
+            run_fn=RETRIEVAL_RUN_FN,
+            examples=transform.outputs["transformed_examples"],
+            transform_graph=transform.outputs["transform_graph"],
+            schema=schema_gen.outputs["schema"],
+            train_args=tfx.proto.TrainArgs(splits=["train"]),
+            eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+            custom_config=config.retrieval_custom_config(),
+        ).with_id("retrieval")
+        components.append(retrieval)
+    return pipeline(components)
 
 
 def main(argv: Sequence[str] | None = None, default_runner: str = "local") -> int:

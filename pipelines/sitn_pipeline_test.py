@@ -59,6 +59,18 @@ def test_graph_has_both_trainers_and_finetune_takes_the_pretrained_model(tmp_pat
     assert not (tmp_path / "root").exists()  # building the graph does no I/O
 
 
+def test_retrieval_flag_adds_a_trainer_on_the_same_transform(tmp_path):
+    assert "retrieval" not in _ids(_pipeline(tmp_path))
+    config = Config.from_dict({"retrieval": {"enabled": True, "top_k": 7}})
+    by_id = {c.id: c for c in _pipeline(tmp_path, config=config).components}
+    retrieval = by_id["retrieval"]
+    assert retrieval.inputs["examples"].producer_component_id == "Transform"
+    custom = json.loads(retrieval.exec_properties["custom_config"])
+    assert custom["retrieval"]["top_k"] == 7
+    # The rankers' settings, hence their cache, do not see the retrieval section.
+    assert "retrieval" not in json.loads(by_id["finetune"].exec_properties["custom_config"])
+
+
 def test_transform_only_stops_at_the_transform_with_the_same_settings(tmp_path):
     full = {c.id: c for c in _pipeline(tmp_path, config=SEVEN).components}
     pipeline = _pipeline(tmp_path, config=SEVEN, transform_only=True)

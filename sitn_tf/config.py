@@ -5,7 +5,8 @@
     ├── transform  TransformConfig  the Transform's `preprocessing_fn` options
     ├── model      SITNConfig       the models (vocabulary sizes come from the Transform)
     ├── training   TrainingConfig   batch sizes, learning rates, epochs, XLA, seed
-    └── run        RunConfig        whether stage 1 runs, step budgets, blessing, Beam
+    ├── run        RunConfig        whether stage 1 runs, step budgets, blessing, Beam
+    └── retrieval  RetrievalConfig  the optional two-tower "retrieval" Trainer
 
 The field defaults below are the one table of defaults: the pipeline runner,
 `create_pipeline`, the Trainers, the experiments and the benchmarks all start
@@ -18,7 +19,9 @@ from `Config()`. A file (YAML or JSON) holds any subset of the sections:
 
 `load_config(path)` reads one; a bad value fails with the file and the field
 (`runs.yaml: training.batch_size must be an int >= 1, got 0`). The Trainers'
-`custom_config` is written by `Config.custom_config()` and read back by
+`custom_config` is written by `Config.custom_config()` (the ranker Trainers:
+no `retrieval` section, so retrieval settings never invalidate them) or
+`Config.retrieval_custom_config()`, and read back by
 `Config.from_custom_config()`, in this one place.
 """
 
@@ -34,6 +37,8 @@ from sitn_tf.defaults import DEFAULT_MAX_SEQ_LEN
 from sitn_tf.models.config import VOCABULARY_FIELDS, SITNConfig
 
 MODELS = ("sitn", "din")
+RETRIEVAL_HISTORIES = ("target", "both")
+MASKINGS = (None, "rfm", "cfm")
 DISTRIBUTIONS = ("auto", "default", "mirrored")
 DATA_COMMANDS = ("interactions", "amazon", "synthetic")
 
@@ -206,12 +211,88 @@ class RunConfig:
         object.__setattr__(self, "beam_args", tuple(self.beam_args))
 
 
+@dataclasses.dataclass(frozen=True)
+class RetrievalConfig:
+    """The optional "retrieval" Trainer: a two-tower retriever (`sitn_tf.retrieval.fit_transformed`).
+
+    Defaults are those chosen on the eval split of the synthetic SSL study
+    (`docs/results/ssl_retrieval/`: learning rate 3e-3, temperature 0.1).
+
+    Attributes:
+        enabled: add the "retrieval" Trainer to the pipeline.
+        history: the query tower reads the `target` history, or `both`
+            (target, then source items with ids moved past the corpus).
+        embedding_dim, feature_dim, hidden_units: `TwoTowerRetriever` sizes.
+        temperature: the main in-batch softmax's `tau`.
+        learning_rate, batch_size: Adam, per positive click.
+        max_epochs, patience: early stopping on eval Recall@50.
+        masking: None (no SSL), `rfm` or `cfm` (Yao et al.'s SSL task).
+        ssl_weight, ssl_temperature, ssl_batch_size, view_dropout: the SSL
+            task (`alpha`, its `tau`, items per SSL batch, tag dropout per view).
+        feature_dropout, spread_out_weight: the FD and SO baselines.
+        head_share: the head slice of Recall@K is the top `head_share` of
+            the corpus by training clicks.
+        top_k: ids the exported `retrieve` signature returns.
+    """
+
+    enabled: bool = False
+    history: str = "target"
+    embedding_dim: int = 32
+    feature_dim: int = 16
+    hidden_units: tuple[int, ...] = (64,)
+    temperature: float = 0.1
+    learning_rate: float = 3e-3
+    batch_size: int = 256
+    max_epochs: int = 12
+    patience: int = 2
+    masking: str | None = None
+    ssl_weight: float = 0.0
+    ssl_temperature: float = 0.1
+    ssl_batch_size: int = 256
+    view_dropout: float = 0.2
+    feature_dropout: float = 0.0
+    spread_out_weight: float = 0.0
+    head_share: float = 0.2
+    top_k: int = 100
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.enabled, bool):
+            raise ValueError(f"`enabled` must be a bool, got {self.enabled!r}.")
+        if self.history not in RETRIEVAL_HISTORIES:
+            raise ValueError(
+                f"`history` must be one of {RETRIEVAL_HISTORIES}, got {self.history!r}."
+            )
+        if self.masking not in MASKINGS:
+            raise ValueError(f"`masking` must be one of {MASKINGS}, got {self.masking!r}.")
+        for name in ("embedding_dim", "feature_dim", "batch_size", "max_epochs", "top_k"):
+            check_int(name, getattr(self, name), 1)
+        check_int("patience", self.patience, 0)
+        check_int("ssl_batch_size", self.ssl_batch_size, 2)
+        units = self.hidden_units
+        if isinstance(units, str) or not isinstance(units, Sequence):
+            raise ValueError(f"`hidden_units` must be a list of ints, got {units!r}.")
+        for unit in units:
+            check_int("hidden_units", unit, 1)
+        object.__setattr__(self, "hidden_units", tuple(units))
+        for name in ("temperature", "learning_rate", "ssl_temperature"):
+            _positive_number(name, getattr(self, name))
+        for name in ("ssl_weight", "spread_out_weight"):
+            check_non_negative(name, getattr(self, name))
+        for name in ("view_dropout", "feature_dropout", "head_share"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
+                raise ValueError(f"`{name}` must be a number in [0, 1), got {value!r}.")
+        if self.masking is not None and self.ssl_weight <= 0:
+            raise ValueError(f"`ssl_weight` must be > 0 with masking {self.masking!r}.")
+
+
 SECTIONS: dict[str, type] = {
     "data": DataConfig,
     "transform": TransformConfig,
     "model": SITNConfig,
     "training": TrainingConfig,
     "run": RunConfig,
+    "retrieval": RetrievalConfig,
 }
 
 
@@ -224,6 +305,7 @@ class Config:
     model: SITNConfig = dataclasses.field(default_factory=SITNConfig)
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
     run: RunConfig = dataclasses.field(default_factory=RunConfig)
+    retrieval: RetrievalConfig = dataclasses.field(default_factory=RetrievalConfig)
 
     def __post_init__(self) -> None:
         model = self.model
@@ -309,8 +391,21 @@ class Config:
     # ------------------------------------------------------------- Trainers
 
     def custom_config(self) -> dict[str, Any]:
-        """The Trainers' (and the Transform's) `custom_config`: written here only."""
-        return {name: section for name, section in self.to_dict().items() if name != "data"}
+        """The ranker Trainers' (and the Transform's) `custom_config`: written here only.
+
+        Without `data` (a runner's concern) and `retrieval` (the retrieval
+        Trainer's alone: its settings must not change the rankers' cache keys
+        or the experiments' run records).
+        """
+        return {
+            name: section
+            for name, section in self.to_dict().items()
+            if name not in ("data", "retrieval")
+        }
+
+    def retrieval_custom_config(self) -> dict[str, Any]:
+        """The "retrieval" Trainer's `custom_config`: `custom_config()` plus `retrieval`."""
+        return {**self.custom_config(), "retrieval": self.to_dict()["retrieval"]}
 
     @classmethod
     def from_custom_config(cls, custom_config: Mapping[str, Any] | None) -> Config:

@@ -55,6 +55,16 @@ def test_custom_config_round_trips_through_json():
     assert Config.from_dict(config.to_dict()) == config
 
 
+def test_only_the_retrieval_trainer_gets_the_retrieval_section():
+    config = Config.from_dict({"retrieval": {"enabled": True, "masking": "cfm", "ssl_weight": 0.3}})
+    # The rankers' custom_config (their cache keys, the experiments' records) is unchanged.
+    assert config.custom_config() == Config().custom_config()
+    custom = json.loads(json.dumps(config.retrieval_custom_config()))
+    assert set(custom) == {"transform", "model", "training", "run", "retrieval"}
+    assert Config.from_custom_config(custom) == config
+    assert config.retrieval.hidden_units == (64,)
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -80,6 +90,14 @@ def test_custom_config_round_trips_through_json():
             "model: {freeze_encoder_steps: 5}\nrun: {pretrain: false}",
             r"c.yaml: model.freeze_encoder_steps must be 0 when no stage 1 runs",
         ),
+        ("retrieval: {history: source}", r"c.yaml: retrieval.history: `history` must be one of"),
+        ("retrieval: {masking: xfm}", r"c.yaml: retrieval.masking: `masking` must be one of"),
+        (
+            "retrieval: {masking: rfm}",
+            r"c.yaml: retrieval: `ssl_weight` must be > 0 with masking 'rfm'",
+        ),
+        ("retrieval: {head_share: 1.0}", r"c.yaml: retrieval.head_share: .*in \[0, 1\)"),
+        ("retrieval: {hidden_units: [0]}", r"c.yaml: retrieval.hidden_units: `hidden_units`"),
         ("[1, 2]", r"c.yaml: the config must be a mapping, got list"),
         ("a: [", r"c.yaml: not valid YAML"),
     ],

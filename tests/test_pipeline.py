@@ -37,6 +37,7 @@ NODES = {
     "latest_blessed_model_resolver",
     "Evaluator",
     "Pusher",
+    "retrieval",
 }
 MAX_SEQ_LEN = 12
 TINY_RUN = {
@@ -50,6 +51,7 @@ TINY_RUN = {
         "min_auc": 0.55,
         "beam_args": ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
     },
+    "retrieval": {"enabled": True, "max_epochs": 3, "patience": 1, "top_k": 5},
 }
 
 pytestmark = pytest.mark.slow
@@ -141,6 +143,36 @@ def test_every_component_executed_once(local_run):
     assert sorted(chain, key=order.index) == chain
     for node in NODES - {"latest_blessed_model_resolver"}:
         assert f"{node} done" in local_run["log"], f"no progress line for {node}"
+
+
+def test_retrieval_trainer_reports_and_exports_a_retriever(local_run):
+    """The optional "retrieval" Trainer: metrics with their baseline in the run summary,
+    a `retrieve` SavedModel over the ranker's item ids, and the Beam MI in its assets."""
+    from sitn_tf.retrieval import export
+    from sitn_tf.retrieval.transformed import MUTUAL_INFORMATION_FILE
+
+    summary = local_run["summary"]
+    retrieval = summary["retrieval"]
+    data = retrieval["data"]
+    assert data["train"]["queries"] > 0 and data["eval"]["queries"] > 0
+    assert data["train"]["unknown_targets"] == 0  # the vocabulary holds every train click
+    for metrics in (retrieval["eval_metrics"], retrieval["baselines"]["popularity"]):
+        assert 0.0 <= metrics["recall@10"] <= metrics["recall@50"] <= 1.0
+        assert metrics["queries_head"] + metrics["queries_tail"] == data["eval"]["queries"]
+    assert 1 <= retrieval["best_epoch"] <= retrieval["epochs_run"] <= 3
+    assert "[sitn] retrieval eval Recall@10" in local_run["log"]
+
+    model_dir = Path(summary["retrieval_model_uri"])
+    written = json.loads((model_dir / "assets.extra" / MUTUAL_INFORMATION_FILE).read_text())
+    # The synthetic items carry category, brand, price bucket and tags.
+    assert written["names"] == ["id", "category", "brand", "price_bucket", "tags"]
+    retrieve = tf.saved_model.load(str(model_dir)).signatures[export.SIGNATURE]
+    out = retrieve(
+        history=tf.constant([[1, 2, 0]], tf.int64), history_length=tf.constant([2], tf.int64)
+    )
+    ids = out["item_ids"].numpy()[0]
+    assert len(ids) == 5 and not {1, 2} & set(ids.tolist())  # the history is masked
+    assert ((ids >= 1) & (ids < data["num_candidates"])).all()
 
 
 def test_pretrain_summary_has_cluster_health(local_run):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
@@ -154,6 +155,36 @@ def transformed_dataset(
         )
 
     return ds.map(_selector(with_label)).prefetch(tf.data.AUTOTUNE)
+
+
+def read_columns(
+    file_patterns: Sequence[str] | str,
+    tf_transform_output: tft.TFTransformOutput,
+    names: Sequence[str],
+    batch_size: int = 4096,
+) -> dict[str, np.ndarray]:
+    """Every transformed example of `file_patterns`, in reading order, as numpy columns.
+
+    For consumers that hold a split in memory (the retrieval Trainer): each
+    `names` feature becomes one array, `(N,)` or `(N, width)`. A name the
+    Transform did not write raises a `KeyError` naming it and the features
+    it has.
+    """
+    spec = tf_transform_output.transformed_feature_spec()
+    missing = [name for name in names if name not in spec]
+    if missing:
+        raise KeyError(f"the transformed examples have no {missing}; they have {sorted(spec)}")
+    wanted = {name: spec[name] for name in names}
+    ds = _records(_files(file_patterns), shuffle=False, seed=0, repeat=False)
+    ds = ds.batch(batch_size).map(lambda x: tf.io.parse_example(x, wanted))
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    for batch in ds.as_numpy_iterator():
+        for name in names:
+            parts[name].append(batch[name])
+    return {
+        name: np.concatenate(chunks) if chunks else np.zeros((0,), np.int64)
+        for name, chunks in parts.items()
+    }
 
 
 def _selector(with_label: bool):

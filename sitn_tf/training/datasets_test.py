@@ -21,6 +21,7 @@ from sitn_tf import features as F
 from sitn_tf import training
 from sitn_tf.config import TrainingConfig
 from sitn_tf.training import datasets as datasets_lib
+from sitn_tf.training.datasets import read_columns
 
 SEQ_LEN = 4
 # Unequal files, more than one parse batch (1,024) and a partial last one.
@@ -344,3 +345,13 @@ def test_trainers_compile_with_their_own_jit_setting(build, key):
     auto = build(config, TrainingConfig(**{key: "auto"}))
     if not tf.config.list_logical_devices("GPU"):
         assert auto.jit_compile is False
+
+
+def test_read_columns_reads_every_example_in_reading_order(transformed):
+    pattern, output, files = transformed
+    columns = read_columns(pattern, output, [F.ITEM_ID, F.TARGET_ITEM_IDS], batch_size=7)
+    expected = _reading_order(files)
+    np.testing.assert_array_equal(columns[F.ITEM_ID], expected[F.ITEM_ID])
+    np.testing.assert_array_equal(columns[F.TARGET_ITEM_IDS], expected[F.TARGET_ITEM_IDS])
+    with pytest.raises(KeyError, match="no_such_feature"):
+        read_columns(pattern, output, ["no_such_feature"])
