@@ -114,6 +114,10 @@ MODEL_FIELDS_ADDED: dict[str, Any] = {
 }
 # The same for the training section: no logloss guard.
 TRAINING_FIELDS_ADDED: dict[str, Any] = {"max_logloss_rise": None}
+# Transform options of features no ranker reads (the candidate's item
+# attributes, for the retrieval Trainer): whatever their value, the rankers
+# train the same, so they are left out of the comparison.
+TRANSFORM_FIELDS_UNREAD: tuple[str, ...] = ("max_item_tags",)
 
 
 def with_new_model_defaults(recorded: Any) -> Any:
@@ -121,12 +125,18 @@ def with_new_model_defaults(recorded: Any) -> Any:
 
     A record made before a model field existed was made with the behaviour
     the field's listed value reproduces, so it stays comparable with a
-    config that sets that value.
+    config that sets that value. `TRANSFORM_FIELDS_UNREAD` are dropped.
     """
     if not isinstance(recorded, dict) or not isinstance(recorded.get("model"), dict):
         return recorded
+    transform = {
+        k: v
+        for k, v in (recorded.get("transform") or {}).items()
+        if k not in TRANSFORM_FIELDS_UNREAD
+    }
     return {
         **recorded,
+        "transform": transform,
         "model": {**MODEL_FIELDS_ADDED, **recorded["model"]},
         "training": {**TRAINING_FIELDS_ADDED, **(recorded.get("training") or {})},
     }

@@ -24,3 +24,10 @@ def test_a_record_made_before_a_model_field_existed_matches_the_old_behaviour():
     assert with_new_model_defaults(old) == with_new_model_defaults(current)
     current["training"]["max_logloss_rise"] = 0.02
     assert with_new_model_defaults(old) != with_new_model_defaults(current)
+    # Transform options no ranker reads do not part a record from a config.
+    old["transform"] = {"max_seq_len": 50}
+    current["transform"] = {"max_seq_len": 50, "max_item_tags": 3}
+    current["training"]["max_logloss_rise"] = None
+    assert with_new_model_defaults(old) == with_new_model_defaults(current)
+    current["transform"]["max_seq_len"] = 20
+    assert with_new_model_defaults(old) != with_new_model_defaults(current)
