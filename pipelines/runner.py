@@ -52,8 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser, default_runner: str = "local"
     parser.add_argument(
         "--config",
         default=os.environ.get("SITN_CONFIG"),
-        help="JSON or YAML file with optional sections `transform`, `model`, `training` and "
-        "`run` (see sitn_tf/config.py). Default: $SITN_CONFIG; without one, converted data "
+        help="JSON or YAML file with optional sections `transform`, `model`, `training`, "
+        "`run` and `retrieval` (see sitn_tf/config.py). Default: $SITN_CONFIG; without one, converted data "
         "runs with sitn_tf.config's defaults and the embedded dataset with "
         "pipelines/configs/synthetic_default.yaml.",
     )
@@ -61,6 +61,11 @@ def add_arguments(parser: argparse.ArgumentParser, default_runner: str = "local"
         "--no-pretrain",
         action="store_true",
         help="Skip stage 1 (ablation: stage 2 from scratch).",
+    )
+    parser.add_argument(
+        "--retrieval",
+        action="store_true",
+        help="Add the two-tower 'retrieval' Trainer (config `retrieval.enabled`).",
     )
     parser.add_argument("--pretrain-steps", type=int)
     parser.add_argument("--train-steps", type=int)
@@ -97,7 +102,10 @@ def run_config(args: argparse.Namespace, *, default_data: bool):
             overrides[key] = getattr(args, key)
     if getattr(args, "no_pretrain", False):
         overrides["pretrain"] = False
-    return config.updated({"run": overrides}, source="command line") if overrides else config
+    sections: dict[str, Any] = {"run": overrides} if overrides else {}
+    if getattr(args, "retrieval", False):
+        sections["retrieval"] = {"enabled": True}
+    return config.updated(sections, source="command line") if sections else config
 
 
 def ensure_default_data(output: str) -> str:

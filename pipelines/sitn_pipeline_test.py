@@ -146,6 +146,9 @@ def test_run_config_from_file_then_flags(tmp_path):
     assert config.training.batch_size == 8
     assert config.training.num_epochs == Config().training.num_epochs
     assert (config.run.train_steps, config.run.eval_steps, config.run.pretrain) == (7, 3, False)
+    assert not config.retrieval.enabled
+    args = parser.parse_args(["--config", str(path), "--retrieval"])
+    assert runner.run_config(args, default_data=False).retrieval.enabled
     # No --config: converted data gets the defaults, the embedded dataset its preset.
     bare = parser.parse_args([])
     assert runner.run_config(bare, default_data=False) == Config()
