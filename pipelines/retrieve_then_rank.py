@@ -11,8 +11,9 @@ Two exported SavedModels make one recommendation:
 
 The retriever works on int ids (`1..num_candidates-1`, 0 is padding), the
 ranker on the raw item id strings, so the caller passes the retriever's
-corpus as raw ids (`corpus[j]` is the raw id of retriever id `j`) and the
-items' categories. History items the retriever does not know are left out
+corpus as raw ids (`corpus[j]` is the raw id of retriever id `j`), or
+leaves it to the retriever's own `assets.extra/corpus.txt` (the pipeline's
+"retrieval" Trainer writes it), and the items' categories. History items the retriever does not know are left out
 of its query and counted in `Recommendation.unknown_history_items`; the
 ranker still reads the whole history.
 """
@@ -28,6 +29,18 @@ import tensorflow as tf
 from pipelines import serving
 from sitn_tf import features as F
 from sitn_tf.retrieval import export as retrieval_export
+
+
+CORPUS_FILE = "corpus.txt"
+
+
+def read_corpus(retriever_dir: str) -> list[str]:
+    """The raw item id of each retriever id, from `assets.extra/corpus.txt`."""
+    path = f"{retriever_dir.rstrip('/')}/assets.extra/{CORPUS_FILE}"
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"{path}: no corpus file; pass `corpus` (raw id per retriever id)")
+    with tf.io.gfile.GFile(path) as handle:
+        return handle.read().split("\n")[:-1]
 
 
 class Recommendation(NamedTuple):
@@ -53,7 +66,8 @@ class RetrieveThenRank:
       retriever_dir: a SavedModel with the `retrieve` signature.
       ranker_dir: a pushed ranker SavedModel with `score_candidates`.
       corpus: the retriever's ids as raw item ids; `corpus[0]` is padding and
-        is never recommended.
+        is never recommended. None reads `CORPUS_FILE` in the retriever's
+        `assets.extra/` (one id per line, line 0 empty).
       categories: raw item id -> category, for the candidates the ranker
         scores (a missing item gets `""`, the ranker's "unknown").
     """
@@ -62,9 +76,11 @@ class RetrieveThenRank:
         self,
         retriever_dir: str,
         ranker_dir: str,
-        corpus: Sequence[str],
+        corpus: Sequence[str] | None = None,
         categories: Mapping[str, str] | None = None,
     ):
+        if corpus is None:
+            corpus = read_corpus(retriever_dir)
         if len(corpus) < 2:
             raise ValueError(f"`corpus` must hold padding and at least one item, got {len(corpus)}")
         if len(set(corpus[1:])) != len(corpus) - 1 or "" in corpus[1:]:

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from pipelines import serving
-from pipelines.retrieve_then_rank import RetrieveThenRank
+from pipelines.retrieve_then_rank import CORPUS_FILE, RetrieveThenRank, read_corpus
 from pipelines.serving_test import SOURCE, tiny_ranker, transform_output  # noqa: F401 - fixture
 from sitn_tf import features as F
 from sitn_tf.models import SITNRanker
@@ -79,6 +79,26 @@ def test_a_user_without_known_history_still_gets_candidates(models):
     out = path.recommend([], [], SOURCE, SOURCE_CATEGORIES)
     assert len(out.item_ids) == 3 and set(out.item_ids) <= set(CORPUS[1:])
     assert out.unknown_history_items == 0
+
+
+def test_the_corpus_comes_from_the_retrievers_assets(models, tmp_path):
+    import shutil
+
+    retriever_dir, ranker_dir = models
+    with pytest.raises(FileNotFoundError, match="corpus.txt: no corpus file"):
+        RetrieveThenRank(retriever_dir, ranker_dir)
+    copy = tmp_path / "retriever"
+    shutil.copytree(retriever_dir, copy)
+    (copy / "assets.extra").mkdir(exist_ok=True)
+    (copy / "assets.extra" / CORPUS_FILE).write_text("\n".join(CORPUS) + "\n")
+    assert read_corpus(str(copy)) == CORPUS
+    out = RetrieveThenRank(str(copy), ranker_dir, categories=CATEGORIES).recommend(
+        ["m1"], ["drama"], SOURCE, SOURCE_CATEGORIES
+    )
+    expected = RetrieveThenRank(retriever_dir, ranker_dir, CORPUS, CATEGORIES).recommend(
+        ["m1"], ["drama"], SOURCE, SOURCE_CATEGORIES
+    )
+    assert out.item_ids == expected.item_ids
 
 
 def test_bad_arguments_are_named(models):

@@ -174,6 +174,19 @@ def test_retrieval_trainer_reports_and_exports_a_retriever(local_run):
     assert len(ids) == 5 and not {1, 2} & set(ids.tolist())  # the history is masked
     assert ((ids >= 1) & (ids < data["num_candidates"])).all()
 
+    # Retrieve-then-rank from the two pipeline outputs, the corpus read from
+    # the retriever's assets: raw ids in, the ranker's order out.
+    from pipelines.retrieve_then_rank import RetrieveThenRank, read_corpus
+
+    corpus = read_corpus(str(model_dir))
+    assert len(corpus) == data["num_candidates"] and corpus[0] == ""
+    path = RetrieveThenRank(str(model_dir), summary["pushed_model"])
+    history = corpus[1:3]
+    out = path.recommend(history, ["", ""], ["s-unknown"], [""], user_id="u")
+    assert out.unknown_history_items == 0 and len(out.item_ids) == 5
+    assert set(out.item_ids) <= set(corpus[3:])
+    assert list(out.probabilities) == sorted(out.probabilities, reverse=True)
+
 
 def test_pretrain_summary_has_cluster_health(local_run):
     (path,) = (local_run["output"] / "pipelines" / defaults.PIPELINE_NAME / "pretrain").glob(
