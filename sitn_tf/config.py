@@ -96,16 +96,20 @@ class TransformConfig:
             serving maps unseen ids somewhere other than padding).
         frequency_threshold: items seen fewer times in the train split are
             out of vocabulary.
+        max_item_tags: the candidate's tags keep their first `max_item_tags`
+            and are padded to it (`item_tags`, an item-tower feature).
     """
 
     max_seq_len: int = DEFAULT_MAX_SEQ_LEN
     num_oov_buckets: int = 1
     frequency_threshold: int = 1
+    max_item_tags: int = 8
 
     def __post_init__(self) -> None:
         check_int("max_seq_len", self.max_seq_len, 1)
         check_int("num_oov_buckets", self.num_oov_buckets, 1)
         check_int("frequency_threshold", self.frequency_threshold, 1)
+        check_int("max_item_tags", self.max_item_tags, 1)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,6 +21,11 @@ EVENT_TIMESTAMP = "event_timestamp"  # int64 unix seconds of the instance
 CANDIDATE_PRIOR_CLICKS = "candidate_prior_clicks"  # int64 >= 0
 CANDIDATE_SEEN = "candidate_seen"  # int64 1 if candidate_prior_clicks >= 1, else 0
 CANDIDATE_AGE = "candidate_age"  # int64 time since its first click; 0 unseen, -1 unknown
+# Attributes of the candidate from the item metadata. Optional: data converted
+# before they existed, and serving requests, may leave them out.
+ITEM_BRAND = "item_brand"  # one value, "" when unknown
+ITEM_PRICE_BUCKET = "item_price_bucket"  # one value, "" when unknown
+ITEM_TAGS = "item_tags"  # any number of tags, may be empty
 
 SCALAR_BYTES_FEATURES = (USER_ID, ITEM_ID, ITEM_CATEGORY)
 SEQUENCE_FEATURES = (
@@ -31,7 +36,13 @@ SEQUENCE_FEATURES = (
 )
 CANDIDATE_STAT_FEATURES = (CANDIDATE_PRIOR_CLICKS, CANDIDATE_SEEN, CANDIDATE_AGE)
 INT_FEATURES = (LABEL, EVENT_TIMESTAMP) + CANDIDATE_STAT_FEATURES
-ALL_FEATURES = SCALAR_BYTES_FEATURES + SEQUENCE_FEATURES + INT_FEATURES
+# Optional raw features: at most one value (scalars) or any number (tags),
+# and allowed to be missing from an example.
+OPTIONAL_SCALAR_BYTES_FEATURES = (ITEM_BRAND, ITEM_PRICE_BUCKET)
+OPTIONAL_SEQUENCE_FEATURES = (ITEM_TAGS,)
+OPTIONAL_FEATURES = OPTIONAL_SCALAR_BYTES_FEATURES + OPTIONAL_SEQUENCE_FEATURES
+REQUIRED_FEATURES = SCALAR_BYTES_FEATURES + SEQUENCE_FEATURES + INT_FEATURES
+ALL_FEATURES = REQUIRED_FEATURES + OPTIONAL_FEATURES
 
 # Model inputs: the same names carry integer ids after Transform
 # (0 = padding, sequences padded/truncated to max_seq_len).
@@ -69,3 +80,9 @@ HISTORY_BUCKETS = ((0, 0, "0"), (1, 2, "1-2"), (3, 5, "3-5"), (6, None, "6+"))
 # compare models on the "known" slice first.
 CANDIDATE_KNOWN = "candidate_known"
 KNOWN, UNKNOWN = "known", "unknown"
+
+# Transformed-only outputs, not ranker inputs: the candidate's attributes as
+# ids (0 = padding, 1..V known, then OOV ids), for an item tower built on the
+# pipeline's examples. Same names as the raw features, like the model inputs:
+# `(batch,)` int64 brand and price bucket, `(batch, max_item_tags)` int64 tags.
+ITEM_ATTRIBUTE_FEATURES = (ITEM_BRAND, ITEM_PRICE_BUCKET, ITEM_TAGS)

@@ -8,9 +8,15 @@ Vocabularies are built by tf.Transform analyzers over the train split:
 | `target_items`  | positive candidates `item_id` + `target_item_ids`       | `item_id`, `target_item_ids` |
 | `source_items`  | `source_item_ids`                                       | `source_item_ids` |
 | `categories`    | `item_category`, `source_categories`, `target_categories` | all three |
+| `brands`        | `item_brand`                                            | `item_brand` |
+| `price_buckets` | `item_price_bucket`                                     | `item_price_bucket` |
+| `item_tags`     | the first `max_item_tags` of `item_tags`                | `item_tags` |
 
 Candidates count towards the target vocabulary only when clicked (label 1), so
-that sampled negatives do not inflate item frequencies.
+that sampled negatives do not inflate item frequencies. The candidate's
+attributes (the last three rows) count for every candidate, negatives
+included: they describe the item, not the click, and an item tower needs
+them for the negatives it scores as well.
 
 tf.Transform keeps "" (an unknown category) out of every vocabulary, so it maps
 to an OOV id like any unseen token. Every id is shifted by one so that **0 means padding**: known tokens map to
@@ -25,6 +31,13 @@ the converter from clicks before the instance) become bucket ids with fixed
 power-of-two boundaries (`log2_bucket`): no analyzer, so a count means the
 same bucket in every run and at serving time, where the statistics are
 optional (a missing value is bucket 0, "unknown").
+
+The candidate's attributes (`item_brand`, `item_price_bucket`, `item_tags`,
+`features.ITEM_ATTRIBUTE_FEATURES`) are optional too: data converted before
+they existed, and serving requests, may leave them out, and a missing one
+maps like "" (an OOV id) or no tags (all padding). They are outputs for an
+item tower, not ranker inputs, so their sizes come from
+`item_attribute_vocab_sizes`, apart from `vocab_sizes`.
 """
 
 from __future__ import annotations
@@ -42,6 +55,10 @@ USER_VOCAB = "user_id"
 TARGET_ITEM_VOCAB = "target_items"
 SOURCE_ITEM_VOCAB = "source_items"
 CATEGORY_VOCAB = "categories"
+BRAND_VOCAB = "brands"
+PRICE_BUCKET_VOCAB = "price_buckets"
+# Named like the feature it is built from, as `user_id` is.
+TAG_VOCAB = F.ITEM_TAGS
 
 HISTORY_BUCKETS = F.HISTORY_BUCKETS
 
@@ -82,6 +99,26 @@ def _pad(ids: tf.RaggedTensor, max_seq_len: int) -> tf.Tensor:
     return ids.to_tensor(default_value=0, shape=[None, max_seq_len])
 
 
+def _optional_scalar(inputs: dict[str, Any], name: str, like: tf.Tensor) -> tf.Tensor:
+    """An optional one-value string feature as `(batch,)`, "" where absent.
+
+    `like` is a `(batch,)` tensor of the same batch, for the shape when the
+    feature is not an input at all.
+    """
+    if name in inputs:
+        return _scalar(inputs[name], "")
+    return tf.fill(tf.shape(like), "")
+
+
+def _optional_sequence(inputs: dict[str, Any], name: str, like: tf.Tensor) -> tf.RaggedTensor:
+    """An optional list-of-strings feature as `(batch, None)` ragged, empty where absent."""
+    if name in inputs:
+        return _sequence(inputs[name])
+    return tf.RaggedTensor.from_row_lengths(
+        tf.zeros([0], tf.string), tf.zeros(tf.shape(like, out_type=tf.int64), tf.int64)
+    )
+
+
 def log2_bucket(value: tf.Tensor, num_buckets: int) -> tf.Tensor:
     """Bucket ids of non-negative counts or ages, `(batch,)` int64 -> `(batch,)` int64.
 
@@ -119,7 +156,9 @@ def preprocessing_fn(
     present), `target_history_length` and string `target_history_bucket`;
     `(batch,)` int64 `candidate_clicks_bucket` and `candidate_age_bucket`
     (`log2_bucket`), and string `candidate_known` ("known" when the candidate
-    is in the target-item vocabulary).
+    is in the target-item vocabulary); `(batch,)` int64 `item_brand` and
+    `item_price_bucket`, and `(batch, max_item_tags)` int64 `item_tags` (the
+    first `max_item_tags` tags, right-padded with 0).
     """
     config = transform_config(custom_config)
     max_len = config.max_seq_len
@@ -134,6 +173,12 @@ def preprocessing_fn(
     source_categories = _sequence(inputs[F.SOURCE_CATEGORIES])
     target_items = _sequence(inputs[F.TARGET_ITEM_IDS])
     target_categories = _sequence(inputs[F.TARGET_CATEGORIES])
+    # Optional (old data, serving requests): absent means "" / no tags.
+    brand = _optional_scalar(inputs, F.ITEM_BRAND, item)
+    price_bucket = _optional_scalar(inputs, F.ITEM_PRICE_BUCKET, item)
+    # Tags have no order of recency: keep the first `max_item_tags`. Tags past
+    # them are never looked up, so they do not enter the vocabulary either.
+    tags = _optional_sequence(inputs, F.ITEM_TAGS, item)[:, : config.max_item_tags]
     outputs: dict[str, tf.Tensor] = {}
 
     # --- analyzers (run over the train split only) ---
@@ -158,6 +203,9 @@ def preprocessing_fn(
         ),
         vocab_filename=CATEGORY_VOCAB,
     )
+    brand_vocab = tft.vocabulary(brand, vocab_filename=BRAND_VOCAB)
+    price_bucket_vocab = tft.vocabulary(price_bucket, vocab_filename=PRICE_BUCKET_VOCAB)
+    tag_vocab = tft.vocabulary(tags.flat_values, vocab_filename=TAG_VOCAB)
 
     # --- mapping ---
     outputs[F.USER_ID] = _ids(user, user_vocab, oov)
@@ -172,6 +220,9 @@ def preprocessing_fn(
     outputs[F.TARGET_CATEGORIES] = _pad(
         _ids(target_categories[:, -max_len:], category_vocab, oov), max_len
     )
+    outputs[F.ITEM_BRAND] = _ids(brand, brand_vocab, oov)
+    outputs[F.ITEM_PRICE_BUCKET] = _ids(price_bucket, price_bucket_vocab, oov)
+    outputs[F.ITEM_TAGS] = _pad(_ids(tags, tag_vocab, oov), config.max_item_tags)
     known = tft.apply_vocabulary(item, target_vocab, default_value=-1) >= 0
     outputs[F.CANDIDATE_KNOWN] = tf.where(known, F.KNOWN, F.UNKNOWN)
     for raw_name, name, num_buckets in (
@@ -203,4 +254,26 @@ def vocab_sizes(tf_transform_output: tft.TFTransformOutput, num_oov_buckets: int
         "num_source_items": size(SOURCE_ITEM_VOCAB),
         "num_target_items": size(TARGET_ITEM_VOCAB),
         "num_categories": size(CATEGORY_VOCAB),
+    }
+
+
+def item_attribute_vocab_sizes(
+    tf_transform_output: tft.TFTransformOutput, num_oov_buckets: int
+) -> dict[str, int]:
+    """Embedding-table sizes of the candidate's attributes (padding + vocabulary + OOV).
+
+    `{"brand": ..., "price_bucket": ..., "tags": ...}`, for an item tower over
+    `features.ITEM_ATTRIBUTE_FEATURES`; apart from `vocab_sizes`, which sizes
+    the ranker. When the train split has no value at all (e.g. data converted
+    before the attributes existed), tf.Transform writes one placeholder token
+    into the empty vocabulary, so the size is then `num_oov_buckets + 2`.
+    """
+
+    def size(name: str) -> int:
+        return tf_transform_output.vocabulary_size_by_name(name) + num_oov_buckets + 1
+
+    return {
+        "brand": size(BRAND_VOCAB),
+        "price_bucket": size(PRICE_BUCKET_VOCAB),
+        "tags": size(TAG_VOCAB),
     }

@@ -188,3 +188,117 @@ def test_missing_statistics_are_unknown(tmp_path):
     transformed, _ = _analyze(tmp_path, TRAIN, {})
     assert {r[F.CANDIDATE_CLICKS_BUCKET] for r in transformed} == {0}
     assert {r[F.CANDIDATE_AGE_BUCKET] for r in transformed} == {0}
+
+
+ATTRIBUTES = [  # (item_brand, item_price_bucket, item_tags) of the TRAIN rows
+    (["Acme"], ["1"], ["noir", "short", "long"]),
+    ([], [""], []),  # no brand value at all (data converted before), unknown price
+    (["Acme"], ["2"], ["noir"]),
+    (["Brio"], ["1"], ["x", "noir", "short"]),
+]
+ATTRIBUTE_SPEC = {
+    **RAW_SPEC,
+    # As the schema gives them (optional): variable-length.
+    F.ITEM_BRAND: tf.io.VarLenFeature(tf.string),
+    F.ITEM_PRICE_BUCKET: tf.io.VarLenFeature(tf.string),
+    F.ITEM_TAGS: tf.io.VarLenFeature(tf.string),
+}
+
+
+def _analyze_attributes(tmp_path, custom_config):
+    rows = [
+        {**row, F.ITEM_BRAND: brand, F.ITEM_PRICE_BUCKET: price, F.ITEM_TAGS: tags}
+        for row, (brand, price, tags) in zip(TRAIN, ATTRIBUTES, strict=True)
+    ]
+    metadata = dataset_metadata.DatasetMetadata(
+        schema_utils.schema_from_feature_spec(ATTRIBUTE_SPEC)
+    )
+    out = os.path.join(tmp_path, "tft")
+    with tft_beam.Context(temp_dir=os.path.join(tmp_path, "tmp"), force_tf_compat_v1=False):
+        (transformed, _), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
+            lambda inputs: P.preprocessing_fn(inputs, custom_config), output_record_batches=False
+        )
+        _ = transform_fn | tft_beam.WriteTransformFn(out)
+    return transformed, tft.TFTransformOutput(out)
+
+
+def test_item_attributes_map_to_ids(tmp_path):
+    transformed, output = _analyze_attributes(tmp_path, {"max_item_tags": 2, "num_oov_buckets": 1})
+    # Vocabularies by frequency, negatives included (row 1 is one); "" never enters.
+    assert _vocab(output, P.BRAND_VOCAB) == ["Acme", "Brio"]
+    assert sorted(_vocab(output, P.PRICE_BUCKET_VOCAB)) == ["1", "2"]
+    tags = _vocab(output, P.TAG_VOCAB)
+    # Only the first two tags of each row are kept, so "long" is never counted:
+    # noir 3, short 1, x 1.
+    assert tags[0] == "noir" and sorted(tags[1:]) == ["short", "x"]
+    prices = _vocab(output, P.PRICE_BUCKET_VOCAB)
+
+    def tag(token):
+        return tags.index(token) + 1
+
+    # Acme 1, Brio 2; a missing brand maps like "": the first OOV id, 2 + 1.
+    assert [r[F.ITEM_BRAND] for r in transformed] == [1, 3, 1, 2]
+    assert [r[F.ITEM_PRICE_BUCKET] for r in transformed] == [
+        prices.index("1") + 1,
+        3,  # "" -> OOV, not padding
+        prices.index("2") + 1,
+        prices.index("1") + 1,
+    ]
+    assert [list(r[F.ITEM_TAGS]) for r in transformed] == [
+        [1, tag("short")],  # "long" cut by max_item_tags = 2
+        [0, 0],  # no tags: all padding
+        [1, 0],
+        [tag("x"), 1],
+    ]
+    assert P.item_attribute_vocab_sizes(output, num_oov_buckets=1) == {
+        "brand": 2 + 2,
+        "price_bucket": 2 + 2,
+        "tags": 3 + 2,
+    }
+    # The ranker's sizes do not change.
+    assert set(P.vocab_sizes(output, num_oov_buckets=1)) == {
+        "num_users", "num_source_items", "num_target_items", "num_categories"
+    }  # fmt: skip
+
+    # Serving: a request may omit the attributes; a tag never seen in train is OOV.
+    layer = output.transform_features_layer()
+    empty = tf.SparseTensor(tf.zeros([0, 2], tf.int64), tf.constant([], tf.string), [2, 0])
+    raw = {
+        F.USER_ID: tf.constant(["u1", "u1"]),
+        F.ITEM_ID: tf.constant(["m1", "m2"]),
+        F.ITEM_CATEGORY: tf.constant(["drama", ""]),
+        F.SOURCE_ITEM_IDS: empty,
+        F.SOURCE_CATEGORIES: empty,
+        F.TARGET_ITEM_IDS: empty,
+        F.TARGET_CATEGORIES: empty,
+        F.ITEM_BRAND: tf.SparseTensor([[0, 0]], ["Brio"], [2, 1]),
+        F.ITEM_PRICE_BUCKET: empty,
+        F.ITEM_TAGS: tf.SparseTensor([[1, 0], [1, 1]], ["new-tag", "x"], [2, 2]),
+    }
+    out = layer(raw)
+    assert out[F.ITEM_BRAND].numpy().tolist() == [2, 3]
+    assert out[F.ITEM_PRICE_BUCKET].numpy().tolist() == [3, 3]
+    assert out[F.ITEM_TAGS].numpy().tolist() == [[0, 0], [4, tag("x")]]
+
+
+def test_missing_item_attributes_map_like_unknown(tmp_path):
+    # TRAIN has no attributes at all (data converted before they existed):
+    # every value is unknown, so each vocabulary is empty, and tf.Transform
+    # writes its one placeholder token into it (id 1). A brand or price is
+    # then the first OOV id, 1 + 1, and tags are all padding.
+    transformed, output = _analyze(tmp_path, TRAIN, {"max_item_tags": 3})
+    for name in (P.BRAND_VOCAB, P.PRICE_BUCKET_VOCAB, P.TAG_VOCAB):
+        assert output.vocabulary_size_by_name(name) == 1, name
+    assert {r[F.ITEM_BRAND] for r in transformed} == {2}
+    assert {r[F.ITEM_PRICE_BUCKET] for r in transformed} == {2}
+    assert {tuple(r[F.ITEM_TAGS]) for r in transformed} == {(0, 0, 0)}
+    assert P.item_attribute_vocab_sizes(output, num_oov_buckets=1) == {
+        "brand": 3,
+        "price_bucket": 3,
+        "tags": 3,
+    }
+
+
+def test_bad_max_item_tags_names_the_key():
+    with pytest.raises(ValueError, match="`max_item_tags`"):
+        P.transform_config({"max_item_tags": 0})

@@ -38,21 +38,30 @@ def test_schema_names_are_exactly_the_constants(schema):
     names = [feature.name for feature in schema.feature]
     assert len(names) == len(set(names))
     assert set(names) == set(F.ALL_FEATURES)
-    assert len(F.ALL_FEATURES) == len(set(F.ALL_FEATURES)) == 12
+    assert len(F.ALL_FEATURES) == len(set(F.ALL_FEATURES)) == 15
+    assert set(F.REQUIRED_FEATURES) | set(F.OPTIONAL_FEATURES) == set(F.ALL_FEATURES)
+    assert not set(F.REQUIRED_FEATURES) & set(F.OPTIONAL_FEATURES)
 
 
 def test_types(schema):
     features = _by_name(schema)
-    for name in F.SCALAR_BYTES_FEATURES + F.SEQUENCE_FEATURES:
+    for name in F.SCALAR_BYTES_FEATURES + F.SEQUENCE_FEATURES + F.OPTIONAL_FEATURES:
         assert features[name].type == schema_pb2.BYTES, name
     for name in F.INT_FEATURES:
         assert features[name].type == schema_pb2.INT, name
 
 
-def test_every_feature_is_required(schema):
-    for feature in schema.feature:
-        assert feature.presence.min_fraction == 1.0, feature.name
-        assert feature.presence.min_count >= 1, feature.name
+def test_required_features_are_required_and_optional_ones_not(schema):
+    features = _by_name(schema)
+    for name in F.REQUIRED_FEATURES:
+        assert features[name].presence.min_fraction == 1.0, name
+        assert features[name].presence.min_count >= 1, name
+    for name in F.OPTIONAL_FEATURES:
+        # Data converted before these existed, and serving requests, omit them.
+        assert not features[name].HasField("presence"), name
+        # In both environments, like the candidate statistics.
+        assert not features[name].not_in_environment, name
+        assert not features[name].in_environment, name
 
 
 def test_scalars_hold_exactly_one_value_and_lists_any(schema):
@@ -60,9 +69,17 @@ def test_scalars_hold_exactly_one_value_and_lists_any(schema):
     for name in F.SCALAR_BYTES_FEATURES + F.INT_FEATURES:
         assert features[name].WhichOneof("shape_type") == "value_count", name
         assert (features[name].value_count.min, features[name].value_count.max) == (1, 1)
-    for name in F.SEQUENCE_FEATURES:
+    for name in F.OPTIONAL_SCALAR_BYTES_FEATURES:
+        assert features[name].WhichOneof("shape_type") == "value_count", name
+        assert (features[name].value_count.min, features[name].value_count.max) == (0, 1)
+    for name in F.SEQUENCE_FEATURES + F.OPTIONAL_SEQUENCE_FEATURES:
         count = features[name].value_count
         assert count.min == 0 and not count.HasField("max"), name
+
+
+def test_item_attributes_are_transformed_but_not_ranker_inputs():
+    assert F.ITEM_ATTRIBUTE_FEATURES == (F.ITEM_BRAND, F.ITEM_PRICE_BUCKET, F.ITEM_TAGS)
+    assert not set(F.ITEM_ATTRIBUTE_FEATURES) & set(F.MODEL_INPUT_FEATURES)
 
 
 def test_label_is_binary_and_absent_at_serving(schema):
@@ -103,6 +120,9 @@ def _instance(**overrides) -> Instance:
         candidate_prior_clicks=3,
         candidate_seen=1,
         candidate_age=86_400,
+        item_brand="Acme",
+        item_price_bucket="3",
+        item_tags=("cozy", "short"),
     )
     fields.update(overrides)
     return Instance(**fields)
@@ -123,8 +143,18 @@ def test_converter_examples_satisfy_the_schema(schema):
         _instance(candidate_prior_clicks=0, candidate_seen=0, candidate_age=0).to_example(),
         _instance(candidate_prior_clicks=0, candidate_seen=0, candidate_age=-1).to_example(),
         _instance(target_items=("B1",), target_categories=("Drama",)).to_example(),
+        _instance(item_brand="", item_price_bucket="", item_tags=()).to_example(),
     ]
     assert _anomalies(schema, examples) == {}
+
+
+def test_examples_without_item_attributes_satisfy_the_schema(schema):
+    # Data converted before the attributes existed: the keys are missing.
+    old = _instance().to_example()
+    for name in F.OPTIONAL_FEATURES:
+        old = _drop(old, name)
+    assert _anomalies(schema, [old, old]) == {}
+    assert _anomalies(schema, [old, _instance().to_example()]) == {}
 
 
 @pytest.mark.parametrize("time_order", ["global", "per_user"])
@@ -183,6 +213,11 @@ def _add_value(serialized: bytes, name: str) -> bytes:
         (lambda: _instance(candidate_prior_clicks=-1).to_example(), F.CANDIDATE_PRIOR_CLICKS),
         (lambda: _instance(candidate_age=-2).to_example(), F.CANDIDATE_AGE),
         (lambda: _drop(_instance().to_example(), F.CANDIDATE_AGE), F.CANDIDATE_AGE),
+        (lambda: _add_value(_instance().to_example(), F.ITEM_BRAND), F.ITEM_BRAND),
+        (
+            lambda: _add_value(_instance().to_example(), F.ITEM_PRICE_BUCKET),
+            F.ITEM_PRICE_BUCKET,
+        ),
     ],
 )
 def test_schema_catches_broken_examples(schema, corrupt, feature):
@@ -200,6 +235,7 @@ DISTINCTIVE = (
     F.TARGET_CATEGORIES,
     F.EVENT_TIMESTAMP,
     *F.CANDIDATE_STAT_FEATURES,
+    *F.OPTIONAL_FEATURES,
 )
 
 

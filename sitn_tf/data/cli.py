@@ -179,7 +179,7 @@ def register(groups: Any) -> None:
         help="A TSV/CSV table user_id,item_id,domain,timestamp[,rating] (+ items).",
         description="Generic interactions: a header naming user_id, item_id, domain, "
         "timestamp and optionally rating; optional items file with item_id, domain "
-        "and optionally category, brand, title.",
+        "and optionally category, brand, title, price_bucket, tags (|-separated).",
         allow_abbrev=False,
     )
     files = table.add_argument_group("inputs")

@@ -201,7 +201,8 @@ def convert_interactions(
       output_dir: Output directory (local or any Beam filesystem).
       config: Conversion rules.
       items: Optional path or glob of files with `item_id`, `domain` and
-        optionally `category`, `brand`, `title`.
+        optionally `category`, `brand`, `title`, `price_bucket`, `tags`
+        (`|`-separated); see `readers.OPTIONAL_ITEM_COLUMNS`.
       delimiter: Column separator; by default `.tsv` means tab, `.csv` comma,
         anything else is decided by the header.
       beam_args: Beam pipeline options, passed through.

@@ -28,13 +28,14 @@ from sitn_tf.data.config import (
     TIME_ORDER_GLOBAL,
     ConversionConfig,
 )
+from sitn_tf.data.item_meta import ItemMeta
 from sitn_tf.data.item_stats import ItemClick, ItemStats
 
-# (domain, item_id, timestamp, category): one click of a user after the join
-# with item metadata.
-UserClick = tuple[str, str, int, str]
-# (item_id, timestamp, category) in one domain, in time order.
-Event = tuple[str, int, str]
+# (domain, item_id, timestamp, item metadata): one click of a user after the
+# join with item metadata.
+UserClick = tuple[str, str, int, ItemMeta]
+# (item_id, timestamp, item metadata) in one domain, in time order.
+Event = tuple[str, int, ItemMeta]
 
 DROP_NO_SOURCE = "no_source_clicks"
 DROP_NO_TARGET = "no_target_clicks"
@@ -69,24 +70,25 @@ class UserClicks:
 
 def order_clicks(user_id: str, clicks: Iterable[UserClick], config: ConversionConfig) -> UserClicks:
     """Splits a user's clicks by domain, drops exact repeats, sorts by time."""
-    by_domain: dict[str, set[tuple[str, int, str]]] = {
+    by_domain: dict[str, set[Event]] = {
         config.source: set(),
         config.target: set(),
     }
     total = 0
-    for domain, item, timestamp, category in clicks:
+    for domain, item, timestamp, meta in clicks:
         total += 1
-        by_domain[domain].add((item, timestamp, category))
+        # The pipeline ships metadata as a plain tuple across its shuffle.
+        by_domain[domain].add((item, timestamp, ItemMeta(*meta)))
 
-    def ordered(events: set[tuple[str, int, str]]) -> tuple[Event, ...]:
-        # A repeated (item, timestamp) with two categories can only come from
-        # inconsistent metadata; keep one deterministically.
-        unique: dict[tuple[str, int], str] = {}
-        for item, timestamp, category in sorted(events):
-            unique.setdefault((item, timestamp), category)
+    def ordered(events: set[Event]) -> tuple[Event, ...]:
+        # A repeated (item, timestamp) with two metadata records can only come
+        # from inconsistent metadata; keep one deterministically.
+        unique: dict[tuple[str, int], ItemMeta] = {}
+        for item, timestamp, meta in sorted(events):
+            unique.setdefault((item, timestamp), meta)
         return tuple(
             sorted(
-                ((item, ts, cat) for (item, ts), cat in unique.items()),
+                ((item, ts, meta) for (item, ts), meta in unique.items()),
                 key=lambda e: (e[1], stable_hash(user_id, e[0]), e[0]),
             )
         )
@@ -152,7 +154,7 @@ class NegativeSampler:
     their clicks; `negative_rule` gives the arguments for each instance.
 
     Args:
-      item_counts: `(item_id, category, count, first_click_time,
+      item_counts: `(item_id, item metadata, count, first_click_time,
         first_train_click_time)` for every candidate item;
         `first_train_click_time` is None for an item with no train-split
         click.
@@ -160,14 +162,14 @@ class NegativeSampler:
     """
 
     def __init__(
-        self, item_counts: Iterable[tuple[str, str, int, int, int | None]], mode: str
+        self, item_counts: Iterable[tuple[str, ItemMeta, int, int, int | None]], mode: str
     ) -> None:
         # Ordered by first click, so the items that exist before any t are a prefix.
         rows = sorted(item_counts, key=lambda row: (row[3], row[0], row[1]))
         if not rows:
             raise ValueError("`item_counts` must not be empty")
         self.items = [row[0] for row in rows]
-        self.categories = [row[1] for row in rows]
+        self.metas = [row[1] for row in rows]
         counts = np.asarray([row[2] for row in rows], dtype=np.int64)
         if np.any(counts <= 0):
             raise ValueError("`item_counts` must be positive")
@@ -220,8 +222,8 @@ class NegativeSampler:
         k: int,
         before: int | None = None,
         train_only: bool = False,
-    ) -> list[tuple[str, str]]:
-        """Returns up to `k` distinct `(item_id, category)` not in `exclude`.
+    ) -> list[tuple[str, ItemMeta]]:
+        """Returns up to `k` distinct `(item_id, item metadata)` not in `exclude`.
 
         With `before`, only items first clicked strictly before it are drawn;
         with `train_only` as well, only items first clicked in the train split
@@ -263,7 +265,7 @@ class NegativeSampler:
                     weights = counts / counts.sum()
                 picked = rng.choice(len(left), size=need, replace=False, p=weights)
                 chosen.extend(left[i] for i in picked.tolist())
-        return [(self.items[order[p]], self.categories[order[p]]) for p in chosen]
+        return [(self.items[order[p]], self.metas[order[p]]) for p in chosen]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -286,6 +288,10 @@ class Instance:
     candidate_prior_clicks: int = 0
     candidate_seen: int = 0
     candidate_age: int = -1
+    # Attributes of the candidate from the item metadata; "" / () = unknown.
+    item_brand: str = ""
+    item_price_bucket: str = ""
+    item_tags: tuple[str, ...] = ()
 
     def to_example(self) -> bytes:
         """Serializes to `tf.train.Example` bytes, deterministically."""
@@ -309,6 +315,11 @@ class Instance:
         )
         feature[features.CANDIDATE_SEEN].int64_list.value.append(self.candidate_seen)
         feature[features.CANDIDATE_AGE].int64_list.value.append(self.candidate_age)
+        # Written even when unknown ("" / no tags), like item_category, so every
+        # newly converted example has the same keys.
+        put_bytes(features.ITEM_BRAND, (self.item_brand,))
+        put_bytes(features.ITEM_PRICE_BUCKET, (self.item_price_bucket,))
+        put_bytes(features.ITEM_TAGS, self.item_tags)
         # Map fields have no defined wire order unless asked for one.
         return example.SerializeToString(deterministic=True)
 
@@ -316,7 +327,7 @@ class Instance:
 def _history(events: Sequence[Event], times: Sequence[int], t: int, max_len: int):
     end = bisect.bisect_left(times, t)  # strictly before t
     window = events[max(0, end - max_len) : end]
-    return tuple(e[0] for e in window), tuple(e[2] for e in window)
+    return tuple(e[0] for e in window), tuple(e[2].category for e in window)
 
 
 def split_of(position: int, count: int, timestamp: int, config: ConversionConfig) -> str:
@@ -359,18 +370,18 @@ def negative_rule(split: str, t: int, config: ConversionConfig) -> tuple[int | N
 
 
 def sampler_rows(
-    clicks: Iterable[tuple[tuple[str, str], Sequence[ItemClick]]], time_order: str
-) -> list[tuple[str, str, int, int, int | None]]:
+    clicks: Iterable[tuple[tuple[str, ItemMeta], Sequence[ItemClick]]], time_order: str
+) -> list[tuple[str, ItemMeta, int, int, int | None]]:
     """The `NegativeSampler` table from each target item's `(time, split)` clicks.
 
-    `(item_id, category, clicks, first, first_train)`: clicks over all splits
+    `(item_id, item metadata, clicks, first, first_train)`: clicks over all splits
     (popularity, in both modes). `global`: `first` is the first click's time,
     `first_train` the first train-split click's time (None without one).
     `per_user`: `first` is the rank of the earliest split with a click
     (train 0, eval 1, test 2), `first_train` 0 with a train click, else None.
     """
     rows = []
-    for (item, category), item_clicks in clicks:
+    for (item, meta), item_clicks in clicks:
         if time_order == TIME_ORDER_GLOBAL:
             first = min(t for t, _ in item_clicks)
             train = [t for t, split in item_clicks if split == "train"]
@@ -378,7 +389,7 @@ def sampler_rows(
         else:
             first = min(SPLIT_RANK[split] for _, split in item_clicks)
             first_train = 0 if any(split == "train" for _, split in item_clicks) else None
-        rows.append((item, category, len(item_clicks), first, first_train))
+        rows.append((item, meta, len(item_clicks), first, first_train))
     return rows
 
 
@@ -403,7 +414,7 @@ def make_instances(
     `num_negatives` negatives that share its histories and split, drawn by
     `negative_rule` among items the user never clicked. Every instance carries
     the statistics of its candidate (`item_stats`), which never count a click
-    at or after t.
+    at or after t, and the attributes of its candidate (`ItemMeta`).
     """
     rng = user_rng(config.seed, user.user_id)
     clicked = {item for item, _, _ in user.target}
@@ -416,10 +427,10 @@ def make_instances(
     target_times = [e[1] for e in user.target]
     instances: list[Instance] = []
     short: dict[str, int] = {}
-    for (item, t, category), split in zip(user.target, splits, strict=True):
+    for (item, t, meta), split in zip(user.target, splits, strict=True):
         src_items, src_cats = _history(user.source, source_times, t, config.max_seq_len)
         tgt_items, tgt_cats = _history(user.target, target_times, t, config.max_seq_len)
-        candidates = [(item, category, 1)]
+        candidates = [(item, meta, 1)]
         if config.num_negatives:
             before, train_only = negative_rule(split, t, config)
             negatives = sampler.sample(
@@ -427,15 +438,15 @@ def make_instances(
             )
             if len(negatives) < config.num_negatives:
                 short[split] = short.get(split, 0) + config.num_negatives - len(negatives)
-            candidates.extend((neg, cat, 0) for neg, cat in negatives)
-        for cand, cand_category, label in candidates:
+            candidates.extend((neg, neg_meta, 0) for neg, neg_meta in negatives)
+        for cand, cand_meta, label in candidates:
             stats = item_stats.candidate(cand, t, split, own_clicks.get(cand, ()))
             instances.append(
                 Instance(
                     split=split,
                     user_id=user.user_id,
                     item_id=cand,
-                    item_category=cand_category,
+                    item_category=cand_meta.category,
                     source_items=src_items,
                     source_categories=src_cats,
                     target_items=tgt_items,
@@ -446,6 +457,9 @@ def make_instances(
                     candidate_prior_clicks=stats.prior_clicks,
                     candidate_seen=stats.seen,
                     candidate_age=stats.age,
+                    item_brand=cand_meta.brand,
+                    item_price_bucket=cand_meta.price_bucket,
+                    item_tags=cand_meta.tags,
                 )
             )
     return UserOutcome(instances=instances, negatives_short_by_split=short)
@@ -453,13 +467,13 @@ def make_instances(
 
 def iter_target_items(
     user: UserClicks, config: ConversionConfig
-) -> Iterator[tuple[tuple[str, str], ItemClick]]:
-    """`((item_id, category), (time, split))` of each target click.
+) -> Iterator[tuple[tuple[str, ItemMeta], ItemClick]]:
+    """`((item_id, item metadata), (time, split))` of each target click.
 
     The rows of the item table behind the negative sampler and the candidate
     statistics: the split tells which clicks make an item eligible as a
     negative of which split, and which clicks per_user mode counts.
     """
     count = len(user.target)
-    for position, (item, t, category) in enumerate(user.target):
-        yield (item, category), (t, split_of(position, count, t, config))
+    for position, (item, t, meta) in enumerate(user.target):
+        yield (item, meta), (t, split_of(position, count, t, config))

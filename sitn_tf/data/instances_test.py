@@ -10,6 +10,7 @@ import pytest
 from sitn_tf import features
 from sitn_tf.data import instances as inst
 from sitn_tf.data.config import ConversionConfig
+from sitn_tf.data.item_meta import ItemMeta
 from sitn_tf.data.item_stats import ItemStats
 from sitn_tf.data.reading import decode_example
 
@@ -23,6 +24,8 @@ def _make(user, config, sampler, item_stats=NO_STATS):
 
 
 def _user(clicks, config=CONFIG, user_id="u1"):
+    """Orders `(domain, item, t, meta)` clicks; a str meta is shorthand for a category."""
+    clicks = [(d, i, t, ItemMeta(m) if isinstance(m, str) else m) for d, i, t, m in clicks]
     return inst.order_clicks(user_id, clicks, config)
 
 
@@ -36,7 +39,7 @@ def _sampler(counts, mode="popularity", first_click=None, first_train=_FIRST):
     for item, n in counts.items():
         first = first_click.get(item, 0)
         train = first if first_train is _FIRST else first_train.get(item)
-        rows.append((item, f"cat-{item}", n, first, train))
+        rows.append((item, ItemMeta(f"cat-{item}"), n, first, train))
     return inst.NegativeSampler(rows, mode)
 
 
@@ -50,8 +53,9 @@ def test_order_clicks_sorts_by_time_and_drops_exact_repeats():
             ("movies", "m1", 40, "c"),  # re-click later: kept
         ]
     )
-    assert user.source == (("b1", 20, ""),)
-    assert user.target == (("m1", 10, "c"), ("m2", 30, "c"), ("m1", 40, "c"))
+    c = ItemMeta("c")
+    assert user.source == (("b1", 20, ItemMeta()),)
+    assert user.target == (("m1", 10, c), ("m2", 30, c), ("m1", 40, c))
     assert user.duplicates == 1
 
 
@@ -139,7 +143,7 @@ def test_negatives_are_unclicked_distinct_and_share_the_positive_context():
 def test_negatives_fall_back_when_the_user_clicked_almost_everything():
     sampler = _sampler({"a": 1000, "b": 1000, "c": 1})
     rng = np.random.default_rng(0)
-    assert sampler.sample(rng, {"a", "b"}, 3) == [("c", "cat-c")]
+    assert sampler.sample(rng, {"a", "b"}, 3) == [("c", ItemMeta("cat-c"))]
     assert sampler.sample(rng, {"a", "b", "c"}, 3) == []
 
 
@@ -164,7 +168,7 @@ def test_negatives_only_come_from_items_clicked_before_the_instance(mode):
     sampler = _sampler(counts, mode, first)
     rng = np.random.default_rng(5)
     assert sampler.sample(rng, set(), 3, before=10) == []  # nothing existed yet
-    assert sampler.sample(rng, set(), 3, before=11) == [("old", "cat-old")]
+    assert sampler.sample(rng, set(), 3, before=11) == [("old", ItemMeta("cat-old"))]
     drawn = {item for _ in range(200) for item, _ in sampler.sample(rng, set(), 1, before=30)}
     assert drawn == {"old", "mid"}  # "new" is first clicked at 30, not before
     assert {i for i, _ in sampler.sample(rng, set(), 3, before=31)} == {"old", "mid", "new"}
@@ -212,7 +216,7 @@ def test_eligible_items_follow_the_split_rule(mode, before, any_split, train_onl
     assert {i for i, _ in sampler.sample(rng, set(), 5, before=before)} == any_split
     got = sampler.sample(rng, set(), 5, before=before, train_only=True)
     assert {i for i, _ in got} == train_only
-    assert all(cat == f"cat-{i}" for i, cat in got)
+    assert all(meta == ItemMeta(f"cat-{i}") for i, meta in got)
 
 
 def test_train_only_popularity_uses_whole_range_counts():
@@ -285,10 +289,10 @@ def test_iter_target_items_marks_the_split_of_each_click():
     clicks += [("movies", f"m{i}", 10 * i, f"c{i}") for i in range(4)]
     rows = list(inst.iter_target_items(_user(clicks), CONFIG))
     assert rows == [
-        (("m0", "c0"), (0, "train")),
-        (("m1", "c1"), (10, "train")),
-        (("m2", "c2"), (20, "eval")),
-        (("m3", "c3"), (30, "test")),
+        (("m0", ItemMeta("c0")), (0, "train")),
+        (("m1", ItemMeta("c1")), (10, "train")),
+        (("m2", ItemMeta("c2")), (20, "eval")),
+        (("m3", ItemMeta("c3")), (30, "test")),
     ]
 
 
@@ -312,10 +316,10 @@ def test_per_user_negatives_come_from_earlier_splits():
     clicks += [("movies", f"m{i}", i, "") for i in range(4)]  # m0, m1 train; m2 eval; m3 test
     # Whatever their times: only the split of a click counts.
     table = [
-        (("tr", ""), ((900, "train"), (5, "test"))),
-        (("ev", ""), ((-7, "eval"),)),
-        (("te", ""), ((-9, "test"),)),
-        (("m0", ""), ((0, "train"),)),
+        (("tr", ItemMeta()), ((900, "train"), (5, "test"))),
+        (("ev", ItemMeta()), ((-7, "eval"),)),
+        (("te", ItemMeta()), ((-9, "test"),)),
+        (("m0", ItemMeta()), ((0, "train"),)),
     ]
     sampler = inst.NegativeSampler(inst.sampler_rows(table, "per_user"), "popularity")
     outcome = _make(_user(clicks, config), config, sampler)
@@ -401,6 +405,9 @@ def test_to_example_round_trip_and_determinism():
         candidate_prior_clicks=7,
         candidate_seen=1,
         candidate_age=86_400,
+        item_brand="Acme",
+        item_price_bucket="3",
+        item_tags=("cozy", "noir"),
     )
     data = instance.to_example()
     assert data == instance.to_example()
@@ -417,4 +424,56 @@ def test_to_example_round_trip_and_determinism():
         features.CANDIDATE_PRIOR_CLICKS: 7,
         features.CANDIDATE_SEEN: 1,
         features.CANDIDATE_AGE: 86_400,
+        features.ITEM_BRAND: "Acme",
+        features.ITEM_PRICE_BUCKET: "3",
+        features.ITEM_TAGS: ["cozy", "noir"],
     }
+
+
+def test_example_before_item_attributes_decodes_them_as_unknown():
+    # Data converted before the attributes existed has no such keys.
+    from tensorflow.core.example import example_pb2
+
+    instance = inst.Instance(
+        split="train", user_id="A1", item_id="X", item_category="c", source_items=(),
+        source_categories=(), target_items=(), target_categories=(), label=0,
+        event_timestamp=5, order=0, item_brand="Acme", item_price_bucket="1", item_tags=("t",),
+    )  # fmt: skip
+    example = example_pb2.Example.FromString(instance.to_example())
+    for name in features.OPTIONAL_FEATURES:
+        del example.features.feature[name]
+    decoded = decode_example(example.SerializeToString())
+    assert decoded[features.ITEM_BRAND] == ""
+    assert decoded[features.ITEM_PRICE_BUCKET] == ""
+    assert decoded[features.ITEM_TAGS] == []
+    assert decoded[features.ITEM_CATEGORY] == "c"
+
+
+def test_candidates_carry_their_own_attributes_positives_and_negatives():
+    meta = {
+        "m1": ItemMeta("drama", "Acme", "2", ("noir", "short")),
+        "m2": ItemMeta("comedy", "", "0", ()),
+        "n1": ItemMeta("drama", "Brio", "", ("long",)),
+        "n2": ItemMeta(),
+    }
+    clicks = [("books", "b1", 1, ItemMeta("x", "BookBrand", "9", ("bt",)))]
+    clicks += [("movies", "m1", 10, meta["m1"]), ("movies", "m2", 20, meta["m2"])]
+    rows = [(item, meta[item], 5, 0, 0) for item in ("m1", "m2", "n1", "n2")]
+    sampler = inst.NegativeSampler(rows, "uniform")
+    outcome = _make(_user(clicks), CONFIG, sampler)
+    # Each positive draws both unclicked items (num_negatives = 2).
+    assert len(outcome.instances) == 2 * 3
+    for instance in outcome.instances:
+        expected = meta[instance.item_id]
+        assert instance.item_category == expected.category
+        assert instance.item_brand == expected.brand
+        assert instance.item_price_bucket == expected.price_bucket
+        assert instance.item_tags == expected.tags
+        decoded = decode_example(instance.to_example())
+        assert decoded[features.ITEM_BRAND] == expected.brand
+        assert decoded[features.ITEM_PRICE_BUCKET] == expected.price_bucket
+        assert decoded[features.ITEM_TAGS] == list(expected.tags)
+        # Histories carry categories only: a history item's brand is not written.
+        assert instance.source_categories == ("x",)
+    negatives = {i.item_id for i in outcome.instances if i.label == 0}
+    assert negatives == {"n1", "n2"}

@@ -18,6 +18,7 @@ from sitn_tf import features as F
 from sitn_tf.data import convert_interactions
 from sitn_tf.data import instances as inst
 from sitn_tf.data.config import SPLITS, ConversionConfig
+from sitn_tf.data.item_meta import UNKNOWN_ITEM
 from sitn_tf.data.item_stats import CandidateStats, ItemStats
 from sitn_tf.data.pipeline import _build_item_table
 from sitn_tf.data.reading import decode_example, read_split
@@ -130,7 +131,7 @@ def _convert_in_process(rows, config):
     """The pipeline's per-user steps without Beam: examples per split."""
     by_user = collections.defaultdict(list)
     for user, item, domain, t in rows:
-        by_user[user].append((domain, item, t, ""))
+        by_user[user].append((domain, item, t, UNKNOWN_ITEM))
     kept = []
     for user_id, clicks in sorted(by_user.items()):
         user = inst.order_clicks(user_id, clicks, config)

@@ -3,7 +3,7 @@
 Graph (every step is distributed; only the target item table is gathered):
 
   input files -> ParseFiles (numbered lines -> clicks | metadata | rejects)
-    -> [CoGroupByKey (domain, item) with metadata: attach categories]
+    -> [CoGroupByKey (domain, item) with metadata: attach each item's ItemMeta]
     -> GroupByKey user -> order, deduplicate, filter users
     -> kept users -> each target item's click times and splits
        -> NegativeSampler + ItemStats (side input)
@@ -41,6 +41,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 from sitn_tf.data import instances as inst
 from sitn_tf.data import readers, tfrecord
 from sitn_tf.data.config import ConversionConfig
+from sitn_tf.data.item_meta import UNKNOWN_ITEM, ItemMeta
 from sitn_tf.data.item_stats import ItemClick, ItemStats
 from sitn_tf.files import dumps_json
 
@@ -131,7 +132,8 @@ class _ParseFiles(_TallyingDoFn):
                 (domain, _), _ = record
                 if domain in roles:
                     tally["metadata/rows"] += 1
-                    yield beam.pvalue.TaggedOutput(_META, record)
+                    key, meta = record
+                    yield beam.pvalue.TaggedOutput(_META, (key, _plain(meta)))
                 else:
                     tally["metadata/other_domain"] += 1
                 continue
@@ -149,6 +151,17 @@ class _ParseFiles(_TallyingDoFn):
         _log.info("read %d lines from %s", lines, input_file.path)
 
 
+def _plain(meta: ItemMeta) -> tuple[str, str, str, tuple[str, ...]]:
+    """An `ItemMeta` as the plain tuple it is, for crossing a shuffle.
+
+    Beam encodes plain tuples of strings natively; a NamedTuple falls back to
+    pickling (about 3x slower per click) and, in a grouping key, to a
+    deterministic fallback coder that logs a warning. `ItemMeta(*plain)` turns
+    it back on the other side.
+    """
+    return tuple(meta)
+
+
 def _choose_category(categories: Sequence[str]) -> str:
     """The most frequent non-empty category; ties go to the smallest name."""
     counts = collections.Counter(c for c in categories if c)
@@ -157,10 +170,27 @@ def _choose_category(categories: Sequence[str]) -> str:
     return min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0]
 
 
-class _AttachCategories(_TallyingDoFn):
-    """Joins clicks with item metadata on (domain, item_id).
+def _choose_meta(records: Sequence[ItemMeta]) -> ItemMeta:
+    """One record of an item described more than once.
 
-    Output: `(user_id, (domain, item_id, timestamp, category))`.
+    The category is chosen as before any other attribute was carried
+    (`_choose_category`), so categories do not depend on brands or tags. Of
+    the records with that category, the most frequent one wins; ties go to
+    the one with more known attributes, then the smallest. A whole record is
+    kept rather than a value per attribute, so brand, price and tags always
+    come from one row of the input.
+    """
+    if not records:
+        return UNKNOWN_ITEM
+    category = _choose_category([r.category for r in records])
+    counts = collections.Counter(r for r in records if r.category == category)
+    return min(counts.items(), key=lambda kv: (-kv[1], -kv[0].known_attributes(), kv[0]))[0]
+
+
+class _AttachCategories(_TallyingDoFn):
+    """Joins clicks with item metadata (`ItemMeta`) on (domain, item_id).
+
+    Output: `(user_id, (domain, item_id, timestamp, item_meta))`.
     """
 
     def __init__(self, config: ConversionConfig) -> None:
@@ -168,21 +198,25 @@ class _AttachCategories(_TallyingDoFn):
 
     def process(self, element: Any) -> Iterator[Any]:
         (domain, item), grouped = element
-        categories = list(grouped[_META])
-        if len(categories) > 1:
+        records = [ItemMeta(*r) for r in grouped[_META]]
+        if len(records) > 1:
             self._tally["metadata/duplicate_items"] += 1
-            if len(set(categories)) > 1:
+            if len({r.category for r in records}) > 1:
                 self._tally["metadata/conflicting_items"] += 1
-        category = _choose_category(categories)
+            elif len(set(records)) > 1:
+                # Same category, other attributes differ: one record is kept
+                # (`_choose_meta`); a counter, not in stats.json.
+                self._tally["metadata/conflicting_attributes"] += 1
+        meta = _choose_meta(records)
         clicked = False
         for user, timestamp in grouped["clicks"]:
             clicked = True
-            yield user, (domain, item, timestamp, category)
+            yield user, (domain, item, timestamp, _plain(meta))
         if clicked:
             role = self._roles[domain]
-            if not categories:
+            if not records:
                 self._tally[f"items/without_metadata/{role}"] += 1
-            elif not category:
+            elif not meta.category:
                 self._tally[f"items/without_category/{role}"] += 1
 
 
@@ -245,7 +279,8 @@ class ItemTable:
 def _build_item_table(
     rows: Iterable[tuple[tuple[str, str], Sequence[ItemClick]]], config: ConversionConfig
 ) -> ItemTable | None:
-    rows = list(rows)
+    # Keys arrive as `(item_id, plain metadata tuple)` (`_target_clicks`).
+    rows = [((item, ItemMeta(*meta)), clicks) for (item, meta), clicks in rows]
     if not rows:
         return None  # no kept user: no instance will ask for it
     return ItemTable(
@@ -254,6 +289,12 @@ def _build_item_table(
         ),
         stats=ItemStats(((item, clicks) for (item, _), clicks in rows), config.time_order),
     )
+
+
+def _target_clicks(user: inst.UserClicks, config: ConversionConfig) -> Iterator[Any]:
+    """`inst.iter_target_items` with plain-tuple metadata in the key (`_plain`)."""
+    for (item, meta), click in inst.iter_target_items(user, config):
+        yield (item, _plain(meta)), click
 
 
 class _MakeInstances(_TallyingDoFn):
@@ -408,7 +449,9 @@ def build_pipeline(
         tallies.append(joined[_TALLY])
         user_clicks = joined.clicks
     else:
-        user_clicks = clicks | "NoCategories" >> beam.Map(lambda c: (c[0], (c[1], c[2], c[3], "")))
+        user_clicks = clicks | "NoCategories" >> beam.Map(
+            lambda c: (c[0], (c[1], c[2], c[3], _plain(UNKNOWN_ITEM)))
+        )
 
     users = (
         user_clicks
@@ -418,7 +461,7 @@ def build_pipeline(
     tallies.append(users[_TALLY])
     kept = users.kept
 
-    target_items = kept | "TargetClicks" >> beam.FlatMap(inst.iter_target_items, config)
+    target_items = kept | "TargetClicks" >> beam.FlatMap(_target_clicks, config)
     item_table = (
         target_items
         | "ItemClicks" >> beam.CombinePerKey(_ItemClicks())
@@ -453,7 +496,8 @@ def build_pipeline(
     )
     tallies.append(
         _distinct_count(
-            target_items | "TargetItemKeys" >> beam.Map(lambda ic: ("target", ic[0])),
+            # The item id alone: an item has one metadata record after the join.
+            target_items | "TargetItemKeys" >> beam.Map(lambda ic: ("target", ic[0][0])),
             lambda role: f"items/{role}",
             "TargetItems",
         )
@@ -462,7 +506,11 @@ def build_pipeline(
         _distinct_count(
             kept
             | "Categories"
-            >> beam.FlatMap(lambda u: (("categories", e[2]) for e in u.source + u.target if e[2])),
+            >> beam.FlatMap(
+                lambda u: (
+                    ("categories", e[2].category) for e in u.source + u.target if e[2].category
+                )
+            ),
             lambda name: f"items/{name}",
             "Categories",
         )

@@ -19,7 +19,8 @@ import pytest
 from sitn_tf import features as F
 from sitn_tf.data import convert_amazon, convert_interactions, tfrecord
 from sitn_tf.data.config import SPLITS, ConversionConfig, DataError
-from sitn_tf.data.pipeline import _ItemClicks
+from sitn_tf.data.item_meta import ItemMeta
+from sitn_tf.data.pipeline import _choose_meta, _ItemClicks
 from sitn_tf.data.reading import decode_example, read_split, split_files
 
 SOURCE, TARGET = "books", "movies"
@@ -71,6 +72,13 @@ def _clicks_without_repeats(rows):
 
 ROWS, CATEGORIES = _population()
 ROWS = _clicks_without_repeats(ROWS)
+# Brands of the items with metadata, some unknown; every input format can
+# state a brand (Amazon's `brand`, the items table's column), so all formats
+# still give the same bytes.
+BRANDS = {
+    key: "" if index % 5 == 2 else f"Brand {index % 4}"
+    for index, key in enumerate(sorted(CATEGORIES))
+}
 
 
 def _write_tsv(directory):
@@ -81,9 +89,9 @@ def _write_tsv(directory):
             f.write(f"{user}\t{item}\t{domain}\t{ts}\t{rating}\n")
     items = os.path.join(directory, "items.tsv")
     with open(items, "w") as f:
-        f.write("item_id\tdomain\tcategory\n")
+        f.write("item_id\tdomain\tcategory\tbrand\n")
         for (domain, item), category in sorted(CATEGORIES.items()):
-            f.write(f"{item}\t{domain}\t{category}\n")
+            f.write(f"{item}\t{domain}\t{category}\t{BRANDS[(domain, item)]}\n")
     return interactions, items
 
 
@@ -96,9 +104,10 @@ def _write_csv_gz(directory):
             f.write(f'{ts},{rating}.0,{domain},"{user}",{item}\n')
     items = os.path.join(directory, "items.csv")
     with open(items, "w") as f:
-        f.write("domain,item_id,title,category\n")
+        f.write("domain,item_id,title,brand,category\n")
         for (domain, item), category in sorted(CATEGORIES.items()):
-            f.write(f'{domain},{item},"A title, with a comma",{category}\n')
+            brand = BRANDS[(domain, item)]
+            f.write(f'{domain},{item},"A title, with a comma",{brand},{category}\n')
     return interactions, items
 
 
@@ -120,13 +129,15 @@ def _write_amazon(directory, release):
                 if item_domain != domain:
                     continue
                 if release == 2018:
-                    record = {"asin": item, "title": "t", "brand": "b"}
+                    record = {"asin": item, "title": "t", "brand": BRANDS[(item_domain, item)]}
                     record["category"] = [name, category] if category else []
                     record["main_cat"] = ""
                     f.write(json.dumps(record) + "\n")
                 else:  # 2014: Python literals, nested category paths
                     record = {"asin": item, "salesRank": {name: 1}}
                     record["categories"] = [[name.replace("_", " "), category]] if category else []
+                    if BRANDS[(item_domain, item)]:
+                        record["brand"] = BRANDS[(item_domain, item)]
                     f.write(repr(record) + "\n")
         reviews[domain], meta[domain] = review_path, meta_path
     return reviews, meta
@@ -189,6 +200,13 @@ def _category(domain, item):
     return CATEGORIES.get((domain, item), "")
 
 
+def _check_item_attributes(ex):
+    """The candidate's brand from the fixture; it states no price or tags."""
+    assert ex[F.ITEM_BRAND] == BRANDS.get((TARGET, ex[F.ITEM_ID]), "")
+    assert ex[F.ITEM_PRICE_BUCKET] == ""
+    assert ex[F.ITEM_TAGS] == []
+
+
 def test_positives_and_histories_match_the_reference(tsv_run):
     _, _, expected = _reference()
     seen = {}
@@ -206,6 +224,7 @@ def test_positives_and_histories_match_the_reference(tsv_run):
         assert ex[F.ITEM_CATEGORY] == _category(TARGET, key[1])
         assert ex[F.SOURCE_CATEGORIES] == [_category(SOURCE, i) for i in want["source"]]
         assert ex[F.TARGET_CATEGORIES] == [_category(TARGET, i) for i in want["target"]]
+        _check_item_attributes(ex)
 
 
 def test_no_history_item_is_at_or_after_the_instance(tsv_run):
@@ -245,6 +264,7 @@ def test_negatives_are_never_clicked_and_share_the_positive_context(tsv_run):
                 # Only items some kept user clicked strictly earlier: no future items.
                 assert first_click[ex[F.ITEM_ID]] < ts
                 assert ex[F.ITEM_CATEGORY] == _category(TARGET, ex[F.ITEM_ID])
+                _check_item_attributes(ex)
                 for name in F.SEQUENCE_FEATURES:
                     assert ex[name] == positives[0][name]
     # Shortfalls (early instances, when few items existed yet) are counted, not hidden.
@@ -565,3 +585,85 @@ def test_existing_dataset_needs_overwrite(tsv_run):
             os.path.join(tsv_run["dir"], "interactions.tsv"), tsv_run["out"], CONFIG
         )
     assert _shard_bytes(tsv_run["out"])["train"]  # untouched
+
+
+# --------------------------------------------------------------------------
+# The candidate's brand, price bucket and tags from an items table.
+
+# (brand, price_bucket, tags cell) of the movies in the hand-made items table;
+# "m3" has no row at all.
+ITEM_ATTRIBUTES = {
+    "m0": ("Acme", "1", "noir| short"),
+    "m1": ("", "2", ""),
+    "m2": ("Brio", "", "long"),
+}
+
+
+def _write_attribute_fixture(directory, with_attribute_columns):
+    interactions = os.path.join(directory, "interactions.tsv")
+    rows = ["user_id\titem_id\tdomain\ttimestamp\n"]
+    for u in range(8):
+        rows += [f"U{u}\tb{(u + k) % 7}\tbooks\t{10 * k + u}\n" for k in range(5)]
+        rows += [f"U{u}\tm{(u + k) % 4}\tmovies\t{60 + 10 * k + u}\n" for k in range(3)]
+        rows.append(f"U{u}\tonly-{u}\tmovies\t{95 + u}\n")
+    with open(interactions, "w") as f:
+        f.write("".join(rows))
+    attributes = dict(ITEM_ATTRIBUTES)
+    attributes.update({f"only-{u}": ("Solo", "0", "indie|indie") for u in range(8)})
+    items = os.path.join(directory, "items.tsv")
+    with open(items, "w") as f:
+        if with_attribute_columns:
+            f.write("item_id\tdomain\ttags\tcategory\tprice_bucket\tbrand\n")
+            for item, (brand, price, tags) in sorted(attributes.items()):
+                f.write(f"{item}\tmovies\t{tags}\tgenre\t{price}\t{brand}\n")
+            # A source item's attributes are never written (histories carry categories).
+            f.write("b0\tbooks\tx\tbookish\t9\tBookBrand\n")
+        else:
+            f.write("item_id\tdomain\tcategory\n")
+            for item in sorted(attributes):
+                f.write(f"{item}\tmovies\tgenre\n")
+    return interactions, items
+
+
+@pytest.mark.parametrize("with_attribute_columns", [True, False])
+def test_items_table_attributes_reach_positives_and_negatives(tmp_path, with_attribute_columns):
+    interactions, items = _write_attribute_fixture(str(tmp_path), with_attribute_columns)
+    out = str(tmp_path / "out")
+    config = ConversionConfig(source=SOURCE, target=TARGET, num_shards=1, num_negatives=2)
+    convert_interactions(interactions, out, config, items=items)
+    # By hand: "noir| short" -> ("noir", "short"); "indie|indie" -> ("indie",).
+    expected = {
+        "m0": ("Acme", "1", ["noir", "short"]),
+        "m1": ("", "2", []),
+        "m2": ("Brio", "", ["long"]),
+        "m3": ("", "", []),
+    } | {f"only-{u}": ("Solo", "0", ["indie"]) for u in range(8)}
+    if not with_attribute_columns:
+        expected = {item: ("", "", []) for item in expected}
+    by_label = collections.Counter()
+    for split in SPLITS:
+        for ex in read_split(out, split):
+            got = (ex[F.ITEM_BRAND], ex[F.ITEM_PRICE_BUCKET], ex[F.ITEM_TAGS])
+            assert got == expected[ex[F.ITEM_ID]], ex
+            assert ex[F.ITEM_CATEGORY] == ("genre" if ex[F.ITEM_ID] != "m3" else "")
+            by_label[ex[F.LABEL], bool(ex[F.ITEM_BRAND])] += 1
+    # Positives and negatives alike, with and without a known brand.
+    if with_attribute_columns:
+        assert all(by_label[label, known] > 0 for label in (0, 1) for known in (False, True))
+    else:
+        assert by_label[0, False] > 0 and by_label[1, False] > 0
+        assert by_label[0, True] == by_label[1, True] == 0
+
+
+def test_choose_meta_keeps_one_whole_record():
+    a = ItemMeta("drama", "Acme", "1", ("noir",))
+    b = ItemMeta("drama", "Brio", "", ())
+    # The category is chosen first, as it always was: "drama" (2) over "comedy" (1).
+    assert _choose_meta([ItemMeta("comedy", "Zed", "3", ("x",)), a, b]) == a
+    # A tie between records: the one with more known attributes, not a mix.
+    assert _choose_meta([b, a]) == a == _choose_meta([a, b])
+    # The most frequent record first.
+    assert _choose_meta([b, a, b]) == b
+    assert _choose_meta([]) == ItemMeta()
+    # No category anywhere: still a record with attributes.
+    assert _choose_meta([ItemMeta("", "Acme"), ItemMeta()]) == ItemMeta("", "Acme")

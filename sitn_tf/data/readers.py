@@ -9,7 +9,8 @@ the range of the int64 `event_timestamp` feature, a rating a finite number.
 Record layouts (plain tuples: they cross Beam shuffles, where tuples of
 primitives encode fastest):
   * interaction: `(user_id, domain, item_id, timestamp, rating_or_None)`
-  * item metadata: `((domain, item_id), category)`
+  * item metadata: `((domain, item_id), ItemMeta)` (`item_meta.ItemMeta`, a
+    NamedTuple of strings and a tuple of tags)
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from sitn_tf.data.config import DataError
+from sitn_tf.data.item_meta import ItemMeta, split_tags
 
 KIND_INTERACTIONS = "interactions"
 KIND_ITEMS = "items"
@@ -55,8 +57,10 @@ REJECT_REASONS = (
 INTERACTION_COLUMNS = ("user_id", "item_id", "domain", "timestamp")
 OPTIONAL_INTERACTION_COLUMNS = ("rating",)
 ITEM_COLUMNS = ("item_id", "domain")
-# `price_bucket` and `tags` (`|`-separated) are accepted; the converter does
-# not carry them into the examples yet.
+# `category` becomes the item's category (candidate and histories); `brand`,
+# `price_bucket` and `tags` (`|`-separated) become the candidate's
+# `item_brand`, `item_price_bucket` and `item_tags`; `title` is accepted and
+# not used. A missing column means "" (no tags) for every item.
 OPTIONAL_ITEM_COLUMNS = ("category", "brand", "title", "price_bucket", "tags")
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -338,12 +342,18 @@ def parse_interaction_row(
     )
 
 
-def parse_item_row(text: str, input_file: InputFile) -> tuple[tuple[str, str], str]:
+def parse_item_row(text: str, input_file: InputFile) -> tuple[tuple[str, str], ItemMeta]:
     row = dict(zip(input_file.columns, _cells(text, input_file), strict=True))
     for key in ITEM_COLUMNS:
         if not row[key]:
             raise Reject("missing_field", key)
-    return (row["domain"], row["item_id"]), row.get("category", "")
+    meta = ItemMeta(
+        category=row.get("category", ""),
+        brand=row.get("brand", ""),
+        price_bucket=row.get("price_bucket", ""),
+        tags=split_tags(row.get("tags", "")),
+    )
+    return (row["domain"], row["item_id"]), meta
 
 
 # --------------------------------------------------------------------------
@@ -431,10 +441,20 @@ def amazon_category(record: dict[str, Any], level: int) -> str:
 
 def parse_amazon_meta(
     text: str, input_file: InputFile, category_level: int
-) -> tuple[tuple[str, str], str]:
+) -> tuple[tuple[str, str], ItemMeta]:
+    """An item's category and brand; Amazon gives no price bucket or tags.
+
+    2018 `price` is a free-text dollar string (often empty or a range), not a
+    bucket, so it is left unknown rather than bucketed by a guess.
+    """
     record = _load_object(text)
     item = _required_str(record, "asin")
-    return (input_file.domain, item), amazon_category(record, category_level)
+    # Brands share the categories' markup (HTML entities, stray spaces).
+    meta = ItemMeta(
+        category=amazon_category(record, category_level),
+        brand=_clean_category(record.get("brand")),
+    )
+    return (input_file.domain, item), meta
 
 
 def parser_for(input_file: InputFile, category_level: int) -> Callable[[str], Any]:

@@ -9,6 +9,7 @@ import pytest
 
 from sitn_tf.data import readers
 from sitn_tf.data.config import DataError
+from sitn_tf.data.item_meta import ItemMeta, split_tags
 
 TSV = readers.InputFile(
     path="x.tsv",
@@ -74,11 +75,38 @@ def test_interaction_row_rejects(line, reason):
 
 
 def test_csv_item_row_honours_quotes():
-    key, category = readers.parse_item_row(
+    key, meta = readers.parse_item_row(
         '0042,books,"Mystery, Thriller & Suspense","A title, with comma"', CSV_ITEMS
     )
     assert key == ("books", "0042")
-    assert category == "Mystery, Thriller & Suspense"
+    # No brand, price_bucket or tags column: unknown.
+    assert meta == ItemMeta("Mystery, Thriller & Suspense", "", "", ())
+
+
+TSV_ITEMS = readers.InputFile(
+    path="items.tsv",
+    kind=readers.KIND_ITEMS,
+    gzip=False,
+    delimiter="\t",
+    columns=("item_id", "domain", "category", "brand", "title", "price_bucket", "tags"),
+)
+
+
+def test_item_row_carries_brand_price_bucket_and_tags():
+    key, meta = readers.parse_item_row(
+        "m1\tmovies\tdrama\t Acme \tA title\t3\tcozy| short ||cozy|noir", TSV_ITEMS
+    )
+    assert key == ("movies", "m1")
+    # Cells are stripped; empty tags and repeats are left out, order kept.
+    assert meta == ItemMeta("drama", "Acme", "3", ("cozy", "short", "noir"))
+    _, empty = readers.parse_item_row("m2\tmovies\t\t\t\t\t", TSV_ITEMS)
+    assert empty == ItemMeta()
+
+
+def test_split_tags():
+    assert split_tags("") == ()
+    assert split_tags(" | |") == ()
+    assert split_tags("b|a|b") == ("b", "a")
 
 
 def test_amazon_2018_review():
@@ -139,11 +167,27 @@ def test_amazon_2018_meta_category_levels():
     )
     assert readers.parse_amazon_meta(line, META, 1) == (
         ("books", "0000092878"),
-        "Christian Books & Bibles",
+        ItemMeta("Christian Books & Bibles", brand="Edward J. Shewan"),
     )
-    assert readers.parse_amazon_meta(line, META, 0)[1] == "Books"
-    assert readers.parse_amazon_meta(line, META, -1)[1] == "Bible Study"
-    assert readers.parse_amazon_meta(line, META, 7)[1] == "Bible Study"
+    assert readers.parse_amazon_meta(line, META, 0)[1].category == "Books"
+    assert readers.parse_amazon_meta(line, META, -1)[1].category == "Bible Study"
+    assert readers.parse_amazon_meta(line, META, 7)[1].category == "Bible Study"
+
+
+@pytest.mark.parametrize(
+    "brand, expected",
+    [
+        ("  Procter &amp; Gamble ", "Procter & Gamble"),  # cleaned like categories
+        ("", ""),
+        (None, ""),
+        (["not", "a", "string"], ""),
+    ],
+)
+def test_amazon_meta_brand(brand, expected):
+    line = json.dumps({"asin": "B1", "brand": brand, "price": "$12.99"})
+    # Amazon has no price bucket or tags: those stay unknown.
+    assert readers.parse_amazon_meta(line, META, 1)[1] == ItemMeta("", expected, "", ())
+    assert readers.parse_amazon_meta('{"asin": "B1"}', META, 1)[1] == ItemMeta()
 
 
 def test_amazon_2018_meta_falls_back_to_main_cat_image_alt():
@@ -155,7 +199,7 @@ def test_amazon_2018_meta_falls_back_to_main_cat_image_alt():
             ' alt="AMAZON FASHION"/>',
         }
     )
-    assert readers.parse_amazon_meta(line, META, 1)[1] == "AMAZON FASHION"
+    assert readers.parse_amazon_meta(line, META, 1)[1].category == "AMAZON FASHION"
 
 
 def test_amazon_2014_meta_python_literal_with_categories():
@@ -166,12 +210,12 @@ def test_amazon_2014_meta_python_literal_with_categories():
     )
     assert readers.parse_amazon_meta(line, META, 1) == (
         ("books", "0001048791"),
-        "Literature & Fiction",
+        ItemMeta("Literature & Fiction"),
     )
 
 
 def test_amazon_meta_without_category_is_empty():
-    assert readers.parse_amazon_meta('{"asin": "X1"}', META, 1)[1] == ""
+    assert readers.parse_amazon_meta('{"asin": "X1"}', META, 1)[1].category == ""
 
 
 def test_decode_line_rejects_invalid_utf8():
@@ -209,4 +253,4 @@ def test_describe_delimited_errors_name_the_file(tmp_path):
 
 def test_byte_order_mark_does_not_break_json():
     line = readers.decode_line('\ufeff{"asin": "0001", "category": ["Books", "Art"]}\n'.encode())
-    assert readers.parse_amazon_meta(line, META, 1) == (("books", "0001"), "Art")
+    assert readers.parse_amazon_meta(line, META, 1) == (("books", "0001"), ItemMeta("Art"))

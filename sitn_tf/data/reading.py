@@ -26,6 +26,15 @@ def decode_example(serialized: bytes) -> dict[str, Any]:
         out[name] = [v.decode("utf-8") for v in feature[name].bytes_list.value]
     for name in features.INT_FEATURES:
         (out[name],) = feature[name].int64_list.value
+    # Optional: missing in data converted before they existed, read as unknown
+    # ("" / no tags). `name in feature` first: indexing a map adds the key.
+    for name in features.OPTIONAL_FEATURES:
+        present = name in feature
+        values = [v.decode("utf-8") for v in feature[name].bytes_list.value] if present else []
+        if name in features.OPTIONAL_SEQUENCE_FEATURES:
+            out[name] = values
+        else:
+            (out[name],) = values or [""]
     return out
 
 

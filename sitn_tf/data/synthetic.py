@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from sitn_tf.data.config import ConversionConfig, DataError
+from sitn_tf.data.item_meta import TAG_SEPARATOR  # the one the converter splits on
 
 _GENRES = (
     "adventure", "biography", "comedy", "crime", "documentary", "drama",
@@ -47,7 +48,6 @@ _GENRES = (
 BRANDS_PER_CATEGORY = 3
 PRICE_BUCKETS = 5
 TAGS_PER_CATEGORY = 4
-TAG_SEPARATOR = "|"
 
 INTERACTIONS_FILE = "interactions.tsv"
 ITEMS_FILE = "items.tsv"

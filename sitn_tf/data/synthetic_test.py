@@ -157,3 +157,23 @@ def test_item_attributes_are_correlated_with_the_category():
         sum(sorted((t.count(v) for v in set(t)), reverse=True)[:4]) for t in own.values()
     ) / sum(len(t) for t in own.values())
     assert top4 > 0.75
+
+
+def test_converted_examples_carry_the_generated_item_attributes(tmp_path):
+    config = dataclasses.replace(SMALL, num_users=150)
+    out = str(tmp_path / "out")
+    prepare_synthetic_dataset(out, config)
+    data = generate_synthetic(config)
+    attributes = {
+        item: (brand, price, tags.split("|") if tags else [])
+        for item, domain, _, brand, _, price, tags in data.items
+        if domain == config.target_domain
+    }
+    labels = set()
+    for split in ("train", "eval", "test"):
+        for ex in read_split(out, split):
+            got = (ex[F.ITEM_BRAND], ex[F.ITEM_PRICE_BUCKET], ex[F.ITEM_TAGS])
+            assert got == attributes[ex[F.ITEM_ID]]
+            assert got[0] and got[1] and got[2]  # the generator states every attribute
+            labels.add(ex[F.LABEL])
+    assert labels == {0, 1}  # positives and sampled negatives alike
