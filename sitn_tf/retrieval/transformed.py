@@ -21,6 +21,8 @@ From the transformed examples (`sitn_tf.preprocessing`):
   bucket and tags when the Transform wrote them: one row per corpus id
   (`ItemFeatures`). Ids never seen as a candidate (history-only items) keep
   every attribute unknown; they are counted as `candidates_without_features`.
+  An attribute with one value over all items (a set without metadata) is
+  not read.
 * **logQ.** `p(x)` is the item's share of the train clicks
   (`two_tower_losses.item_log_probabilities`): the stream's frequencies.
 * **CFM groups.** The pairwise normalised mutual information of the item
@@ -127,17 +129,20 @@ class Corpus:
 
 def item_features(
     columns: dict[str, np.ndarray], num_candidates: int, vocab: dict[str, int]
-) -> tuple[ItemFeatures, int]:
+) -> tuple[ItemFeatures, dict[str, int]]:
     """The corpus' attributes from the examples' candidates (first example of each id wins).
 
     Args:
-        columns: `item_id` and the transformed attribute features present.
+        columns: `item_id` and the transformed features of the `vocab` attributes.
         num_candidates: `C`.
-        vocab: attribute -> its id-space size (padding + vocabulary + OOV),
-            for the attributes the model uses; `columns` must hold them.
+        vocab: attribute -> its id-space size (padding + vocabulary + OOV).
 
     Returns:
-        `(ItemFeatures, candidates_without_features)`.
+        `(ItemFeatures, counts)`. An attribute with one value over every
+        described item (no metadata: every value "" or an empty vocabulary)
+        carries nothing and is left out of `ItemFeatures.vocab`, so the item
+        tower does not read it; `counts` holds `candidates_without_features`
+        and `uninformative_<attribute>` for each one left out.
     """
     ids = columns[F.ITEM_ID].astype(np.int64)
     in_corpus = np.flatnonzero((ids >= 1) & (ids < num_candidates))
@@ -145,19 +150,21 @@ def item_features(
     unique_ids, first = np.unique(ids[in_corpus], return_index=True)
     rows = in_corpus[first]
     out_columns = {name: np.zeros(num_candidates, np.int32) for name in SINGLE_VALUED}
+    tags = np.zeros((num_candidates, 1), np.int32)
     used_vocab: dict[str, int] = {}
-    for name in SINGLE_VALUED:
-        if name in vocab:
-            out_columns[name][unique_ids] = columns[ATTRIBUTE_FEATURES[name]][rows]
-            used_vocab[name] = vocab[name]
-    if "tags" in vocab:
-        tags_in = columns[F.ITEM_TAGS]
-        tags = np.zeros((num_candidates, tags_in.shape[1]), np.int32)
-        tags[unique_ids] = tags_in[rows]
-        used_vocab["tags"] = vocab["tags"]
-    else:
-        tags = np.zeros((num_candidates, 1), np.int32)
-    return ItemFeatures(out_columns, tags, used_vocab), num_candidates - 1 - len(unique_ids)
+    counts = {"candidates_without_features": num_candidates - 1 - len(unique_ids)}
+    for name, size in vocab.items():
+        values = columns[ATTRIBUTE_FEATURES[name]][rows]
+        if len(np.unique(values, axis=0)) <= 1:
+            counts[f"uninformative_{name}"] = 1
+            continue
+        used_vocab[name] = size
+        if name == "tags":
+            tags = np.zeros((num_candidates, values.shape[1]), np.int32)
+            tags[unique_ids] = values
+        else:
+            out_columns[name][unique_ids] = values
+    return ItemFeatures(out_columns, tags, used_vocab), counts
 
 
 def beam_mutual_information(table: dict[str, list], path: str) -> tuple[list[str], np.ndarray]:
@@ -248,15 +255,13 @@ def fit_retriever(
     corpus = Corpus.of(tf_transform_output, settings.history)
     spec = tf_transform_output.transformed_feature_spec()
     oov = config.transform.num_oov_buckets
-    sizes = {
+    vocab = {
         "category": tf_transform_output.vocabulary_size_by_name(preprocessing.CATEGORY_VOCAB)
         + oov
         + 1
     }
     if F.ITEM_BRAND in spec:  # a Transform output from before the attributes has none
-        sizes.update(preprocessing.item_attribute_vocab_sizes(tf_transform_output, oov))
-    # An attribute with an empty vocabulary (no item has it) would only add noise.
-    vocab = {name: size for name, size in sizes.items() if size > oov + 1}
+        vocab.update(preprocessing.item_attribute_vocab_sizes(tf_transform_output, oov))
     click_names = [F.LABEL, F.ITEM_ID, F.TARGET_ITEM_IDS]
     if settings.history == "both":
         click_names.append(F.SOURCE_ITEM_IDS)
@@ -271,7 +276,7 @@ def fit_retriever(
         raise ValueError(
             f"the retriever needs clicks in train and eval, got {len(train)} and {len(eval_split)}"
         )
-    features, without = item_features(train_columns, corpus.num_candidates, vocab)
+    features, feature_counts = item_features(train_columns, corpus.num_candidates, vocab)
     model_features = ["id", *[n for n in (*SINGLE_VALUED, "tags") if n in features.vocab]]
     table = {name: values for name, values in features.table().items() if name in model_features}
     names, matrix = beam_mutual_information(
@@ -329,7 +334,7 @@ def fit_retriever(
             "num_candidates": corpus.num_candidates,
             "num_items": corpus.num_items,
             "history": corpus.history,
-            "candidates_without_features": without,
+            **feature_counts,
             "head_items": int(head.sum()),
         },
         "item_features": {

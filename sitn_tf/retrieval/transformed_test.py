@@ -46,17 +46,18 @@ def test_item_features_take_each_candidates_first_row_negatives_included():
         F.ITEM_ID: np.array([2, 4, 2, 6, 1]),
         F.ITEM_CATEGORY: np.array([3, 4, 9, 5, 2]),
         F.ITEM_BRAND: np.array([1, 2, 7, 3, 1]),
+        F.ITEM_PRICE_BUCKET: np.array([4, 4, 1, 2, 4]),  # one value over the corpus rows
         F.ITEM_TAGS: np.array([[1, 2], [3, 0], [5, 5], [4, 0], [0, 0]]),
     }
-    vocab = {"category": 10, "brand": 8, "tags": 6}
-    features, without = item_features(columns, num_candidates=6, vocab=vocab)
+    vocab = {"category": 10, "brand": 8, "price_bucket": 6, "tags": 6}
+    features, counts = item_features(columns, num_candidates=6, vocab=vocab)
     # Ids 3 and 5 never were a candidate; id 6 is OOV, outside the corpus.
-    assert without == 2
+    assert counts == {"candidates_without_features": 2, "uninformative_price_bucket": 1}
     np.testing.assert_array_equal(features.columns["category"], [0, 2, 3, 0, 4, 0])
     np.testing.assert_array_equal(features.columns["brand"], [0, 1, 1, 0, 2, 0])
     np.testing.assert_array_equal(features.columns["price_bucket"], np.zeros(6))
     np.testing.assert_array_equal(features.tags, [[0, 0], [0, 0], [1, 2], [0, 0], [3, 0], [0, 0]])
-    assert features.vocab == vocab  # price_bucket: not in `vocab`, not used
+    assert features.vocab == {"category": 10, "brand": 8, "tags": 6}
 
 
 def test_beam_mutual_information_equals_numpy_and_is_written(tmp_path):
