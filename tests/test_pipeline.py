@@ -162,7 +162,9 @@ def test_retrieval_trainer_reports_and_exports_a_retriever(local_run):
     assert 1 <= retrieval["best_epoch"] <= retrieval["epochs_run"] <= 3
     assert "[sitn] retrieval eval Recall@10" in local_run["log"]
 
-    model_dir = Path(summary["retrieval_model_uri"])
+    from tfx.utils import path_utils
+
+    model_dir = Path(path_utils.serving_model_path(summary["retrieval_model_uri"]))
     written = json.loads((model_dir / "assets.extra" / MUTUAL_INFORMATION_FILE).read_text())
     # The synthetic items carry category, brand, price bucket and tags.
     assert written["names"] == ["id", "category", "brand", "price_bucket", "tags"]
