@@ -279,14 +279,14 @@ def profile_model(
     candidates = None
     if kind != flops_lib.STAGE1:
         candidates = train_bench.candidates_per_history(
-            train_bench._datasets(kind, transform, batch_size, training)
+            train_bench.train_stream(kind, transform, batch_size, training)
         )
-    model = train_bench._build(kind, config, training)
+    model = train_bench.build_model(kind, config, training)
     model.jit_compile = jit_compile
     window = _ProfileWindow(trace_dir, warmup_steps, steps)
     window.watch(model)
     model.fit(
-        train_bench._datasets(kind, transform, batch_size, training),
+        train_bench.train_stream(kind, transform, batch_size, training),
         epochs=1,
         steps_per_epoch=warmup_steps + steps,
         callbacks=[window.callback],

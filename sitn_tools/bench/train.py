@@ -192,7 +192,7 @@ class _WindowTimer:
             model.stop_training = True
 
 
-def _datasets(kind: str, transform, batch_size: int, training):
+def train_stream(kind: str, transform, batch_size: int, training):
     """The train stream a Trainer reads (`sitn_tf.training.stage_datasets`) at `batch_size`."""
     import tensorflow_transform as tft
 
@@ -224,7 +224,7 @@ def candidates_per_history(dataset, batches: int = _GROUPING_SAMPLE_BATCHES) -> 
     return rows / max(runs, 1)
 
 
-def _build(kind: str, config, training):
+def build_model(kind: str, config, training):
     """The model compiled as the Trainers compile it (`sitn_tf.training.build_*`)."""
     import keras
 
@@ -239,7 +239,7 @@ def _build(kind: str, config, training):
 
 def _input_only(kind: str, transform, batch_size: int, settings: dict[str, Any], training):
     model = flops_lib.STAGE1 if kind == INPUT_STAGE1 else flops_lib.STAGE2
-    iterator = iter(_datasets(model, transform, batch_size, training))
+    iterator = iter(train_stream(model, transform, batch_size, training))
 
     def step():
         return next(iterator)
@@ -292,14 +292,14 @@ def measure_point(
         else:
             if kind != flops_lib.STAGE1:
                 point["candidates_per_history"] = candidates_per_history(
-                    _datasets(kind, transform, batch_size, training)
+                    train_stream(kind, transform, batch_size, training)
                 )
-            model = _build(kind, config, training)
+            model = build_model(kind, config, training)
             point["shipped_jit_compile"] = bool(model.jit_compile)
             model.jit_compile = jit_compile
             timer = _WindowTimer(batch_size, settings)
             model.fit(
-                _datasets(kind, transform, batch_size, training),
+                train_stream(kind, transform, batch_size, training),
                 epochs=1,
                 steps_per_epoch=10**9,  # the timer stops the fit
                 callbacks=[timer.callback],
