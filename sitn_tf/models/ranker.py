@@ -119,7 +119,9 @@ class SITNRanker(CTRModel):
         (`pipelines.serving`'s `score_candidates`).
 
         Eqs. 8-9 stay per candidate: `Z^s`, `Z^t` of shape `(histories,
-        seq_len, D)` are read per candidate by the target attention, and
+        seq_len, D)` are read per candidate by the target attention (without
+        XLA, only up to the last position real in some history:
+        `sitn_tf.ops.real_length`), and
         the head and the loss see one row per candidate. In training, the
         candidates of one history share its dropout mask.
 
@@ -146,8 +148,18 @@ class SITNRanker(CTRModel):
         sequences = {}
         for domain, (ids, categories) in histories.items():
             encoder = self.source_encoder if domain == "source" else self.target_encoder
-            mask = ops.take(sitn_ops.padding_mask(ids), history_index, axis=0)  # (batch, L)
-            sequences[domain] = (encoder(ids, categories, training=training), mask)
+            z = encoder(ids, categories, training=training)  # (histories, L, D)
+            real = sitn_ops.padding_mask(ids)  # (histories, L)
+            if not self.jit_compile:
+                # The attention units run per candidate and position: drop the
+                # tail that is padding in every history (zero weights, same
+                # sums). The encoders keep all L positions, so their dropout
+                # masks are unchanged. The length is data-dependent, which
+                # XLA cannot compile, hence not under jit_compile.
+                length = sitn_ops.real_length(real)
+                z, real = z[:, :length], real[:, :length]
+            mask = ops.take(real, history_index, axis=0)  # (batch, L')
+            sequences[domain] = (z, mask)
         v = self.target_encoder.embed_items(candidate, candidate_category)
 
         frozen = self.encoders_frozen()
