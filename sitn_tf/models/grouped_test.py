@@ -144,3 +144,21 @@ def test_a_common_padded_tail_is_dropped_with_the_same_outputs_and_gradients(mod
     np.testing.assert_allclose(trimmed_loss, full_loss, rtol=1e-6)
     for got, expected in zip(trimmed_grads, full_grads, strict=True):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("model_class", [SITNRanker, DIN])
+def test_a_batch_without_any_target_history_scores_like_the_full_length(model_class):
+    # Every target history empty: the kept length is 0 and the attention reads nothing.
+    config = tiny_config(max_seq_len=6)
+    model = model_class(config)
+    x, labels, _ = grouped_batch(config, seed=7)
+    x[features.TARGET_ITEM_IDS][:] = 0
+    x[features.TARGET_CATEGORIES][:] = 0
+    model.jit_compile = False
+    trimmed = _np(model(x))
+    trimmed_loss, _ = _loss_and_gradients(model, x, labels)
+    model.jit_compile = True
+    full = _np(model(x))
+    assert np.isfinite(trimmed).all()
+    np.testing.assert_allclose(trimmed, full, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(trimmed_loss, _loss_and_gradients(model, x, labels)[0], rtol=1e-6)
