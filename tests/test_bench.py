@@ -103,6 +103,15 @@ def test_flops_by_hand():
     assert flops_lib.forward_flops("stage2", TINY) == 2 * 912 + 2 * 580 + 130
     # DIN: one activation unit + head on 2D=8 features: 2*(8*5+5) = 90.
     assert flops_lib.forward_flops("din", TINY) == 580 + 90
+    # Without XLA the models read only the batch's real length, here target 2
+    # and source 1. Attention: 2*164 + 64 + 2*2*4 = 408 and 164 + 64 + 8 = 236;
+    # encoders (stage 2): 8*2*16 + 4*4*4 + 4*2*4*8 = 576 and 128 + 16 + 128 = 272.
+    lengths = {"source": 1, "target": 2}
+    assert flops_lib.encoder_flops(TINY, 2) == 576 and flops_lib.encoder_flops(TINY, 1) == 272
+    assert flops_lib.forward_flops("din", TINY, attended_lengths=lengths) == 408 + 90
+    assert flops_lib.forward_flops("stage2", TINY, attended_lengths=lengths) == (
+        272 + 576 + 236 + 408 + 130
+    )
     # The candidate statistics widen the head by two embeddings of 8:
     # 2*((12 + 16)*5 + 5*1) = 290.
     assert flops_lib.head_flops(TINY.replace(item_statistics=True, statistics_dim=8), 12) == 290

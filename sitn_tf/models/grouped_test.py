@@ -132,10 +132,21 @@ def test_a_common_padded_tail_is_dropped_with_the_same_outputs_and_gradients(mod
         return call(query, keys, *args, **kwargs)
 
     attention.call = spy
+    encoded = []
+    if model_class is SITNRanker:
+        encode = model.source_encoder.call
+
+        def encoder_spy(ids, *args, **kwargs):
+            encoded.append(tuple(ids.shape))
+            return encode(ids, *args, **kwargs)
+
+        model.source_encoder.call = encoder_spy
     model.jit_compile = False  # drops the tail
     trimmed = _np(model(x))
     trimmed_loss, trimmed_grads = _loss_and_gradients(model, x, labels)
     assert attended[0][1] == length[features.TARGET_ITEM_IDS] < config.max_seq_len
+    if model_class is SITNRanker:  # the encoders read the trimmed histories too
+        assert encoded[0][1] == length[features.SOURCE_ITEM_IDS] < config.max_seq_len
     model.jit_compile = True  # keeps all L positions (called eagerly here)
     full = _np(model(x))
     full_loss, full_grads = _loss_and_gradients(model, x, labels)
