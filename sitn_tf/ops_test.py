@@ -237,6 +237,21 @@ def test_padding_mask():
     )
 
 
+@pytest.mark.parametrize(
+    ("mask", "length"),
+    [
+        ([[1, 1, 0, 0, 0], [1, 0, 1, 0, 0]], 3),  # row 1's last real item is at 2
+        ([[0, 0, 0, 1], [1, 0, 0, 0]], 4),  # a real item at the end: nothing to drop
+        ([[0, 1, 1, 0], [0, 0, 0, 0]], 3),  # left padding keeps its leading zeros
+        ([[0, 0, 0], [0, 0, 0]], 0),  # all empty
+        (np.zeros((0, 4)), 0),  # no rows
+    ],
+)
+def test_real_length_keeps_every_real_position(mask, length):
+    got = ops.convert_to_numpy(sitn_ops.real_length(np.asarray(mask, bool)))
+    assert int(got) == length
+
+
 def test_cosine_of_zero_vector_is_zero_with_finite_gradient():
     import tensorflow as tf
 

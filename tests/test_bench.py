@@ -8,6 +8,7 @@ table) are checked against hand-computed values.
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
@@ -17,7 +18,7 @@ import pytest
 
 from sitn_tf.models import SITNConfig
 from sitn_tools import cli
-from sitn_tools.bench import common, data, pipeline, train
+from sitn_tools.bench import common, data, pipeline, profile, train
 from sitn_tools.bench import flops as flops_lib
 
 # ---------------------------------------------------------------- arithmetic
@@ -102,6 +103,15 @@ def test_flops_by_hand():
     assert flops_lib.forward_flops("stage2", TINY) == 2 * 912 + 2 * 580 + 130
     # DIN: one activation unit + head on 2D=8 features: 2*(8*5+5) = 90.
     assert flops_lib.forward_flops("din", TINY) == 580 + 90
+    # Without XLA the models read only the batch's real length, here target 2
+    # and source 1. Attention: 2*164 + 64 + 2*2*4 = 408 and 164 + 64 + 8 = 236;
+    # encoders (stage 2): 8*2*16 + 4*4*4 + 4*2*4*8 = 576 and 128 + 16 + 128 = 272.
+    lengths = {"source": 1, "target": 2}
+    assert flops_lib.encoder_flops(TINY, 2) == 576 and flops_lib.encoder_flops(TINY, 1) == 272
+    assert flops_lib.forward_flops("din", TINY, attended_lengths=lengths) == 408 + 90
+    assert flops_lib.forward_flops("stage2", TINY, attended_lengths=lengths) == (
+        272 + 576 + 236 + 408 + 130
+    )
     # The candidate statistics widen the head by two embeddings of 8:
     # 2*((12 + 16)*5 + 5*1) = 290.
     assert flops_lib.head_flops(TINY.replace(item_statistics=True, statistics_dim=8), 12) == 290
@@ -402,6 +412,93 @@ def test_tables_name_a_report_of_another_benchmark(tmp_path, capsys):
     assert f"{path}: not a `bench train` report (benchmark: 'serve')" in capsys.readouterr().err
 
 
+def _op_stats(rows):
+    """A `framework_op_stats` output as the profiler plugin writes it: a table
+    with the host's IDLE row, then the same rows without it."""
+    cols = [
+        {"id": name}
+        for name in (
+            "rank",
+            "host_or_device",
+            "type",
+            "operation",
+            "occurrences",
+            "total_time",
+            "total_self_time",
+        )
+    ]
+
+    def table(with_idle):
+        body = [("IDLE", "IDLE", 0, 900.0)] if with_idle else []
+        body += rows
+        return {
+            "cols": cols,
+            "rows": [
+                {
+                    "c": [
+                        {"v": i + 1.0},
+                        {"v": "Host"},
+                        {"v": t},
+                        {"v": n},
+                        {"v": float(k)},
+                        {"v": us},
+                        {"v": us},
+                    ]
+                }
+                for i, (t, n, k, us) in enumerate(body)
+            ],
+        }
+
+    return json.dumps([table(True), table(False)]).encode()
+
+
+def test_profile_tables_by_hand():
+    call = "StatefulPartitionedCall/"
+    rows = profile.op_rows(_op_stats([
+        ("_MklEinsum", call + "gradient_tape/sitn_ranker_1/source_attention_1/einsum/Einsum_1", 4, 3000.0),
+        ("Mul", call + "sitn_ranker_1/source_attention_1/mul", 4, 1000.0),
+        ("Mul", call + "sitn_ranker_1/head_1/dense_0_1/mul", 2, 500.0),
+        ("UnsortedSegmentSum", call + "adam/UnsortedSegmentSum", 2, 400.0),
+        ("AddN", call + "AddN_7", 2, 60.0),
+        ("Dataset", "Iterator::Root::Prefetch", 2, 40.0),
+    ]))  # fmt: skip
+    assert [r["type"] for r in rows][:2] == ["_MklEinsum", "Mul"]  # IDLE dropped
+    summary = profile.summarize(rows, steps=2, model_name="sitn_ranker",
+                                layer_names=["source_attention", "head"])  # fmt: skip
+    total_us = 3000 + 1000 + 500 + 400 + 60 + 40
+    assert summary["self_ms_per_step"] == pytest.approx(total_us / 2 / 1e3)
+    assert summary["ops_per_step"] == pytest.approx((4 + 4 + 2 + 2 + 2 + 2) / 2)
+    by_type = {r["key"]: r for r in summary["by_type"]}
+    assert by_type["Mul"]["ms_per_step"] == pytest.approx(1.5 / 2)  # 1.5 ms over 2 steps
+    assert by_type["Mul"]["count_per_step"] == pytest.approx(3.0)
+    assert by_type["Mul"]["share"] == pytest.approx(1500 / total_us)
+    parts = {r["key"]: r["ms_per_step"] for r in summary["by_part"]}
+    assert parts == pytest.approx({
+        "source_attention (backward)": 1.5, "source_attention": 0.5, "head": 0.25,
+        "optimizer": 0.2, "other": 0.03, "input pipeline": 0.02,
+    })  # fmt: skip
+    assert [r["key"] for r in summary["by_part"]][0] == "source_attention (backward)"
+    assert summary["top_ops"][0]["type"] == "_MklEinsum"
+    assert summary["by_part_and_type"][1]["key"] == "source_attention: Mul"
+
+
+@pytest.mark.parametrize(
+    ("name", "part"),
+    [
+        ("StatefulPartitionedCall/din_1/target_attention_1/GatherV2", "target_attention"),
+        ("StatefulPartitionedCall/gradient_tape/din_2/head_3/x", "head (backward)"),
+        ("StatefulPartitionedCall/din_1/Squeeze", "model (top level)"),
+        ("StatefulPartitionedCall/din_1/header_1/x", "model (top level)"),  # not `head`
+        ("StatefulPartitionedCall/compile_loss/binary_crossentropy/Mean", "loss"),
+        ("PartitionedCall/StatefulPartitionedCall/adam/Sqrt_5", "optimizer"),
+        ("StatefulPartitionedCall/AddN_4/inputs_0", "other"),
+    ],
+)
+def test_profile_parts_follow_the_layer_scope(name, part):
+    op = {"type": "Mul", "name": name}
+    assert profile.part_of(op, "din", ["target_attention", "head"]) == part
+
+
 # ------------------------------------------------------------ smoke runs
 
 
@@ -498,6 +595,32 @@ def test_isolated_points_run_in_their_own_processes(workdir):
     # A fresh process starts without this one's memory: TensorFlow and the
     # harness alone, well below what this process holds after its points.
     assert report["results"][0]["rss_at_start_bytes"] < common.rss_bytes()
+
+
+@pytest.mark.slow
+def test_quick_profile_writes_op_tables(workdir):
+    out = os.path.join(workdir, "profile.json")
+    status = cli.main(
+        ["--log_level", "WARNING", "bench", "profile", "--quick", "--models", "stage2,din",
+         "--workdir", str(workdir), "--output", out]
+    )  # fmt: skip
+    assert status == 0
+    with open(out) as f:
+        report = json.load(f)
+    _check_envelope(report, "profile")
+    assert [r["model"] for r in report["results"]] == ["stage2", "din"]
+    for r in report["results"]:
+        assert r["wall_ms_per_step"] > 0 and r["self_ms_per_step"] > 0
+        assert r["retraces_in_window"] == 0 and r["traces"] >= 1
+        assert r["top_ops"] and r["by_type"] and r["by_part"]
+        # The model's own layers are found in the trace, forward and backward.
+        parts = {p["key"] for p in r["by_part"]}
+        assert {"target_attention", "target_attention (backward)"} <= parts
+        assert sum(p["share"] for p in r["by_part"]) == pytest.approx(1.0)
+        assert glob.glob(os.path.join(r["trace_dir"], "plugins", "profile", "*", "*.xplane.pb"))
+    with open(out[: -len(".json")] + ".md") as f:
+        markdown = f.read()
+    assert "## stage2, batch 32 x seq 16" in markdown and "Top ops by self time" in markdown
 
 
 def test_a_failing_point_reports_its_exit_status_and_output(tmp_path):

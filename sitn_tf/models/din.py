@@ -100,9 +100,16 @@ class DIN(CTRModel):
             ids = ops.take(ids, starts, axis=0)
             if categories is not None:
                 categories = ops.take(categories, starts, axis=0)
-        history = self.embedding(ids, categories, training=training)
+        history = self.embedding(ids, categories, training=training)  # (histories, L, D)
         v = self.embedding.embed_items(candidate, candidate_category)
-        mask = ops.take(sitn_ops.padding_mask(ids), history_index, axis=0)
+        real = sitn_ops.padding_mask(ids)  # (histories, L)
+        if not self.jit_compile:
+            # As in `SITNRanker.score`: the tail that is padding in every
+            # history has zero attention weights; a data-dependent length,
+            # so not under XLA.
+            length = sitn_ops.real_length(real)
+            history, real = history[:, :length], real[:, :length]
+        mask = ops.take(real, history_index, axis=0)  # (batch, L')
         u = self.attention(v, history, mask=mask, key_index=history_index)
         parts = [u, v]
         if self.statistics is not None:

@@ -112,3 +112,64 @@ def test_grouping_encodes_each_history_once():
     model.source_encoder.call = spy
     model(x)
     assert seen == [(len(GROUP_SIZES), config.max_seq_len)]
+
+
+@pytest.mark.parametrize("model_class", [SITNRanker, DIN])
+def test_a_common_padded_tail_is_dropped_with_the_same_outputs_and_gradients(model_class):
+    config = tiny_config(max_seq_len=10)
+    model = model_class(config)
+    x, labels, _ = grouped_batch(config, seed=5)
+    for name in HISTORY_FEATURES:
+        x[name][:, 7:] = 0  # positions 7-9 are padding in every row
+    length = {name: int(_np(sitn_ops.real_length(x[name] != 0))) for name in HISTORY_FEATURES}
+    assert max(length.values()) <= 7
+    attended = []
+    attention = model.target_attention if model_class is SITNRanker else model.attention
+    call = attention.call
+
+    def spy(query, keys, *args, **kwargs):
+        attended.append(tuple(keys.shape))
+        return call(query, keys, *args, **kwargs)
+
+    attention.call = spy
+    encoded = []
+    if model_class is SITNRanker:
+        encode = model.source_encoder.call
+
+        def encoder_spy(ids, *args, **kwargs):
+            encoded.append(tuple(ids.shape))
+            return encode(ids, *args, **kwargs)
+
+        model.source_encoder.call = encoder_spy
+    model.jit_compile = False  # drops the tail
+    trimmed = _np(model(x))
+    trimmed_loss, trimmed_grads = _loss_and_gradients(model, x, labels)
+    assert attended[0][1] == length[features.TARGET_ITEM_IDS] < config.max_seq_len
+    if model_class is SITNRanker:  # the encoders read the trimmed histories too
+        assert encoded[0][1] == length[features.SOURCE_ITEM_IDS] < config.max_seq_len
+    model.jit_compile = True  # keeps all L positions (called eagerly here)
+    full = _np(model(x))
+    full_loss, full_grads = _loss_and_gradients(model, x, labels)
+    assert attended[-1][1] == config.max_seq_len
+    np.testing.assert_allclose(trimmed, full, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(trimmed_loss, full_loss, rtol=1e-6)
+    for got, expected in zip(trimmed_grads, full_grads, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("model_class", [SITNRanker, DIN])
+def test_a_batch_without_any_target_history_scores_like_the_full_length(model_class):
+    # Every target history empty: the kept length is 0 and the attention reads nothing.
+    config = tiny_config(max_seq_len=6)
+    model = model_class(config)
+    x, labels, _ = grouped_batch(config, seed=7)
+    x[features.TARGET_ITEM_IDS][:] = 0
+    x[features.TARGET_CATEGORIES][:] = 0
+    model.jit_compile = False
+    trimmed = _np(model(x))
+    trimmed_loss, _ = _loss_and_gradients(model, x, labels)
+    model.jit_compile = True
+    full = _np(model(x))
+    assert np.isfinite(trimmed).all()
+    np.testing.assert_allclose(trimmed, full, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(trimmed_loss, _loss_and_gradients(model, x, labels)[0], rtol=1e-6)

@@ -119,7 +119,9 @@ class SITNRanker(CTRModel):
         (`pipelines.serving`'s `score_candidates`).
 
         Eqs. 8-9 stay per candidate: `Z^s`, `Z^t` of shape `(histories,
-        seq_len, D)` are read per candidate by the target attention, and
+        seq_len, D)` are read per candidate by the target attention (without
+        XLA, both the encoders and the attention stop at the last position
+        real in some history: `sitn_tf.ops.real_length`), and
         the head and the loss see one row per candidate. In training, the
         candidates of one history share its dropout mask.
 
@@ -146,8 +148,22 @@ class SITNRanker(CTRModel):
         sequences = {}
         for domain, (ids, categories) in histories.items():
             encoder = self.source_encoder if domain == "source" else self.target_encoder
-            mask = ops.take(sitn_ops.padding_mask(ids), history_index, axis=0)  # (batch, L)
-            sequences[domain] = (encoder(ids, categories, training=training), mask)
+            if not self.jit_compile:
+                # Drop the tail that is padding in every history of the batch
+                # before encoding: no real position attends to a padding key
+                # and the attention units give it weight 0, so the outputs at
+                # real positions, the scores and the gradients are unchanged
+                # (only the dropout masks are drawn over fewer positions). At
+                # least one position keeps the shapes non-empty. The length is
+                # data-dependent, which XLA cannot compile, hence not under
+                # jit_compile.
+                length = ops.maximum(sitn_ops.real_length(sitn_ops.padding_mask(ids)), 1)
+                ids = ids[:, :length]
+                categories = None if categories is None else categories[:, :length]
+            z = encoder(ids, categories, training=training)  # (histories, L', D)
+            real = sitn_ops.padding_mask(ids)  # (histories, L')
+            mask = ops.take(real, history_index, axis=0)  # (batch, L')
+            sequences[domain] = (z, mask)
         v = self.target_encoder.embed_items(candidate, candidate_category)
 
         frozen = self.encoders_frozen()

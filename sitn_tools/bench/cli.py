@@ -1,4 +1,4 @@
-"""`sitn-tf bench {train,serve,data,pipeline}`: measure, print a table, write JSON;
+"""`sitn-tf bench {train,profile,serve,data,pipeline}`: measure, print a table, write JSON;
 `sitn-tf bench tables`: merge `bench train` reports into one set of grids.
 
 Registered in `sitn_tools.cli.COMMAND_GROUPS`. TensorFlow, TFX and Beam are
@@ -149,6 +149,46 @@ def register(groups: Any) -> None:
         "--items_per_domain", type=_positive_int, help="Synthetic items per domain (1000)."
     )
     train.set_defaults(run=_runner("train"), user_errors=(FileNotFoundError, ValueError))
+
+    profile = commands.add_parser(
+        "profile",
+        help="Where a training step's time goes: N steps of stage 2 / DIN (or stage 1) "
+        "under tf.profiler, top TF ops by self time and count per step.",
+        allow_abbrev=False,
+    )
+    _common(profile, "profile")
+    profile.add_argument(
+        "--models",
+        type=_names(TRAINED),
+        default=["stage2", "din"],
+        help="Comma-separated subset of stage1,stage2,din (default: stage2,din).",
+    )
+    profile.add_argument("--batch_size", type=_positive_int, help="Default 256 (quick: 32).")
+    profile.add_argument(
+        "--seq_len", type=_positive_int, help="max_seq_len; default 50 (quick: 16)."
+    )
+    profile.add_argument("--steps", type=_positive_int, help="Profiled steps (20; quick: 3).")
+    profile.add_argument(
+        "--warmup_steps", type=_positive_int, help="Untimed steps before the trace (5; quick: 2)."
+    )
+    profile.add_argument("--top", type=_positive_int, help="Rows per table (25; quick: 10).")
+    profile.add_argument("--xla", choices=("off", "on"), default="off", help="jit_compile (off).")
+    profile.add_argument(
+        "--trace_dir", help="Where the traces go (default: WORKDIR/profile-traces)."
+    )
+    profile.add_argument(
+        "--config",
+        default=os.path.join(
+            defaults.REPO_ROOT, "pipelines", "configs", "amazon_books_movies.yaml"
+        ),
+        help="Pipeline config whose `model` and `training` sections are used "
+        "(default: %(default)s).",
+    )
+    profile.add_argument(
+        "--data",
+        help="Converted dataset (`sitn-tf data ...` output) instead of the synthetic one.",
+    )
+    profile.set_defaults(run=_runner("profile"), user_errors=(FileNotFoundError, ValueError))
 
     serve = commands.add_parser(
         "serve",

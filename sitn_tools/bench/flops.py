@@ -24,6 +24,10 @@ candidate, so the encoders' share is divided by `g`:
   `2 L (D a_1 / g + D a_1 + a_1 a_2 + ... + a_n)` (the key term once per
   history, the `k * v` term per position) + `2 D a_1` (the candidate term)
   + `2 L D` (weighted sum);
+  Without XLA the models read each domain's histories only up to the last
+  position real in some history of the batch (`sitn_tf.ops.real_length`):
+  there `L` of stage 2's encoders and of the target attention is that
+  length, measured per domain on the point's batches (`attended_lengths`).
 * head MLP on `in` features: `2 (in m_1 + m_1 m_2 + ... + m_n)`;
 * stage 1, per example: `4 B D` for the two InfoNCE similarity matrices
   (Eqs. 3-4) and, per granularity `K` and domain, `8 K D` (assignment
@@ -34,7 +38,7 @@ candidate, so the encoders' share is divided by `g`:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 STAGE1 = "stage1"
 STAGE2 = "stage2"
@@ -89,24 +93,31 @@ def forward_flops(
     seq_len: int | None = None,
     batch_size: int = 1,
     candidates_per_history: float = 1,
+    attended_lengths: Mapping[str, float] | None = None,
 ) -> float:
     """Forward FLOPs per example (candidate) of `model` ("stage1", "stage2" or "din").
 
-    `candidates_per_history` is `g` above (stage 2 and DIN only).
+    `candidates_per_history` is `g` above (stage 2 and DIN only);
+    `attended_lengths` (`{"source": ..., "target": ...}`, stage 2 and DIN
+    only) the mean length the target attention reads per domain, `L` when
+    not given.
     """
     length = config.max_seq_len if seq_len is None else seq_len
+    attended = {"source": length, "target": length, **(attended_lengths or {})}
     d = config.embedding_dim
     g = candidates_per_history
     if model == STAGE1:
         return 2 * encoder_flops(config, length) + stage1_extra_flops(config, batch_size)
     if model == STAGE2:
         return (
-            2 * encoder_flops(config, length) / g
-            + 2 * target_attention_flops(config, length, g)
+            (encoder_flops(config, attended["source"]) + encoder_flops(config, attended["target"]))
+            / g
+            + target_attention_flops(config, attended["source"], g)
+            + target_attention_flops(config, attended["target"], g)
             + head_flops(config, 3 * d)
         )
     if model == DIN:
-        return target_attention_flops(config, length, g) + head_flops(config, 2 * d)
+        return target_attention_flops(config, attended["target"], g) + head_flops(config, 2 * d)
     raise ValueError(f"`model` must be one of {MODELS}, got {model!r}")
 
 
@@ -117,6 +128,7 @@ def train_flops(
     seq_len: int | None = None,
     batch_size: int = 1,
     candidates_per_history: float = 1,
+    attended_lengths: Mapping[str, float] | None = None,
 ) -> float:
     """FLOPs per example (candidate) of one training step (forward + backward)."""
     return TRAIN_FACTOR * forward_flops(
@@ -125,4 +137,5 @@ def train_flops(
         seq_len=seq_len,
         batch_size=batch_size,
         candidates_per_history=candidates_per_history,
+        attended_lengths=attended_lengths,
     )

@@ -218,6 +218,9 @@ def _count(model, config: SITNConfig, batch_size: int = BATCH) -> int:
     """Forward FLOPs per example of `model`, from its variables and one forward pass."""
     kernels = _census(model)
     x, _ = random_batch(config, batch=batch_size)
+    # At full length, as flops.py counts by default: without XLA the rankers
+    # drop the batch's common padded tail (flops.py's `attended_lengths`).
+    model.jit_compile = True
     with _recording() as applications:
         outputs = model(x, training=False)
         if isinstance(model, SITNPretrainer):
