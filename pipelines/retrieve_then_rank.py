@@ -30,7 +30,6 @@ from pipelines import serving
 from sitn_tf import features as F
 from sitn_tf.retrieval import export as retrieval_export
 
-
 CORPUS_FILE = "corpus.txt"
 
 

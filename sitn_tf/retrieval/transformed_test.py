@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+
 from sitn_tf import features as F
 from sitn_tf.retrieval import mutual_information as mi
 from sitn_tf.retrieval.data import Split
