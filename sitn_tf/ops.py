@@ -102,6 +102,20 @@ def real_length(mask):
     return ops.max(ops.where(ops.any(mask, axis=0), positions, 0))
 
 
+def drop_padded_tail(ids, categories=None):
+    """`ids` and `categories` `(rows, L)` cut to `max(real_length, 1)` positions.
+
+    For the encoders of both stages, without XLA: no real position attends
+    to a padding key, layer norms and feed-forward layers are per position,
+    and pooling and target attention give padding weight 0, so the outputs
+    at real positions are those of the full length. One position is always
+    kept so that shapes stay non-empty. The length is data-dependent, which
+    XLA cannot compile; callers keep all `L` under `jit_compile`.
+    """
+    length = ops.maximum(real_length(padding_mask(ids)), 1)
+    return ids[:, :length], (None if categories is None else categories[:, :length])
+
+
 def l2_normalize(x, axis: int = -1):
     """Divides by the L2 norm; an all-zero vector stays zero (no NaN)."""
     squared = ops.sum(ops.square(x), axis=axis, keepdims=True)

@@ -252,6 +252,16 @@ def test_real_length_keeps_every_real_position(mask, length):
     assert int(got) == length
 
 
+def test_drop_padded_tail_cuts_ids_and_categories_alike_keeping_one_position():
+    ids = np.array([[3, 1, 0, 0, 0], [2, 0, 4, 0, 0]])
+    categories = ids * 10
+    cut_ids, cut_categories = sitn_ops.drop_padded_tail(ids, categories)
+    np.testing.assert_array_equal(ops.convert_to_numpy(cut_ids), ids[:, :3])
+    np.testing.assert_array_equal(ops.convert_to_numpy(cut_categories), categories[:, :3])
+    empty, none = sitn_ops.drop_padded_tail(np.zeros((2, 4), "int32"))
+    assert ops.convert_to_numpy(empty).shape == (2, 1) and none is None
+
+
 def test_cosine_of_zero_vector_is_zero_with_finite_gradient():
     import tensorflow as tf
 

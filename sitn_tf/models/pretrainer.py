@@ -202,6 +202,10 @@ class SITNPretrainer(keras.Model):
                 inputs, (ids_name, categories_name), "SITNPretrainer", self.config.max_seq_len
             )
             encoder = self.source_encoder if domain == "source" else self.target_encoder
+            if not self.jit_compile:
+                # The pooled instance is the same without the batch's common
+                # padded tail (`sitn_ops.drop_padded_tail`); XLA needs static shapes.
+                ids, categories = sitn_ops.drop_padded_tail(ids, categories)
             mask = sitn_ops.padding_mask(ids)
             sequence = encoder(ids, categories, training=training)
             outputs[f"{domain}_instance"] = self.pooling(sequence, mask=mask)

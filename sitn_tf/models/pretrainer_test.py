@@ -42,6 +42,31 @@ def test_instances_are_masked_means_of_the_encoders():
     np.testing.assert_array_equal(_np(out["target_instance"])[1], 0.0)  # empty history
 
 
+def test_the_batchs_padded_tail_is_not_encoded_and_changes_nothing():
+    config = tiny_config(max_seq_len=10)
+    model = SITNPretrainer(config)
+    x = random_batch(config, batch=6, seed=4)[0]
+    for name in (features.SOURCE_ITEM_IDS, features.SOURCE_CATEGORIES):
+        x[name][:, 6:] = 0  # the source tail 6-9 is padding in every row
+    seen = []
+    encode = model.source_encoder.call
+
+    def spy(ids, *args, **kwargs):
+        seen.append(tuple(ids.shape))
+        return encode(ids, *args, **kwargs)
+
+    model.source_encoder.call = spy
+    model.jit_compile = False  # without XLA: the tail is dropped
+    trimmed = model(x, training=False)
+    model.jit_compile = True  # all L positions
+    full = model(x, training=False)
+    assert seen[0][1] <= 6 and seen[-1][1] == 10
+    for key in ("source_instance", "target_instance"):
+        np.testing.assert_allclose(
+            np.asarray(trimmed[key]), np.asarray(full[key]), rtol=1e-5, atol=1e-6
+        )
+
+
 def test_total_loss_is_sum_of_equations():
     config = tiny_config(temperature=0.3, similarity="dot")
     model = SITNPretrainer(config)

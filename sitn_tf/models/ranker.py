@@ -149,17 +149,12 @@ class SITNRanker(CTRModel):
         for domain, (ids, categories) in histories.items():
             encoder = self.source_encoder if domain == "source" else self.target_encoder
             if not self.jit_compile:
-                # Drop the tail that is padding in every history of the batch
-                # before encoding: no real position attends to a padding key
-                # and the attention units give it weight 0, so the outputs at
-                # real positions, the scores and the gradients are unchanged
-                # (only the dropout masks are drawn over fewer positions). At
-                # least one position keeps the shapes non-empty. The length is
-                # data-dependent, which XLA cannot compile, hence not under
-                # jit_compile.
-                length = ops.maximum(sitn_ops.real_length(sitn_ops.padding_mask(ids)), 1)
-                ids = ids[:, :length]
-                categories = None if categories is None else categories[:, :length]
+                # Before encoding: the attention units run per candidate and
+                # position, the encoders per history and position, and the
+                # tail that is padding in every history changes neither's
+                # outputs at real positions (`sitn_ops.drop_padded_tail`).
+                # Only the dropout masks are drawn over fewer positions.
+                ids, categories = sitn_ops.drop_padded_tail(ids, categories)
             z = encoder(ids, categories, training=training)  # (histories, L', D)
             real = sitn_ops.padding_mask(ids)  # (histories, L')
             mask = ops.take(real, history_index, axis=0)  # (batch, L')
