@@ -49,8 +49,8 @@ TRAIN = [
 ]
 
 
-def _analyze(tmp_path, rows, custom_config):
-    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(RAW_SPEC))
+def _analyze(tmp_path, rows, custom_config, spec=RAW_SPEC):
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
     out = os.path.join(tmp_path, "tft")
     with tft_beam.Context(temp_dir=os.path.join(tmp_path, "tmp"), force_tf_compat_v1=False):
         (transformed, _), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
@@ -210,16 +210,7 @@ def _analyze_attributes(tmp_path, custom_config):
         {**row, F.ITEM_BRAND: brand, F.ITEM_PRICE_BUCKET: price, F.ITEM_TAGS: tags}
         for row, (brand, price, tags) in zip(TRAIN, ATTRIBUTES, strict=True)
     ]
-    metadata = dataset_metadata.DatasetMetadata(
-        schema_utils.schema_from_feature_spec(ATTRIBUTE_SPEC)
-    )
-    out = os.path.join(tmp_path, "tft")
-    with tft_beam.Context(temp_dir=os.path.join(tmp_path, "tmp"), force_tf_compat_v1=False):
-        (transformed, _), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
-            lambda inputs: P.preprocessing_fn(inputs, custom_config), output_record_batches=False
-        )
-        _ = transform_fn | tft_beam.WriteTransformFn(out)
-    return transformed, tft.TFTransformOutput(out)
+    return _analyze(tmp_path, rows, custom_config, ATTRIBUTE_SPEC)
 
 
 def test_item_attributes_map_to_ids(tmp_path):

@@ -74,6 +74,22 @@ def _common(parser: argparse.ArgumentParser, name: str) -> None:
     )
 
 
+def _model_inputs(parser: argparse.ArgumentParser) -> None:
+    """`--config` and `--data`: which model and data `bench train` and `bench profile` run."""
+    parser.add_argument(
+        "--config",
+        default=os.path.join(
+            defaults.REPO_ROOT, "pipelines", "configs", "amazon_books_movies.yaml"
+        ),
+        help="Pipeline config whose `model` and `training` sections are used "
+        "(default: %(default)s).",
+    )
+    parser.add_argument(
+        "--data",
+        help="Converted dataset (`sitn-tf data ...` output) instead of the synthetic one.",
+    )
+
+
 def register(groups: Any) -> None:
     """Adds `bench` with its commands to the `sitn-tf` parser."""
     from sitn_tools.bench.flops import MODELS as TRAINED
@@ -132,18 +148,7 @@ def register(groups: Any) -> None:
         "(default: on, off with --quick).",
     )
     train.add_argument("--matmul_size", type=_positive_int, help="Peak matmul size (2048).")
-    train.add_argument(
-        "--config",
-        default=os.path.join(
-            defaults.REPO_ROOT, "pipelines", "configs", "amazon_books_movies.yaml"
-        ),
-        help="Pipeline config whose `model` and `training` sections are used "
-        "(default: %(default)s).",
-    )
-    train.add_argument(
-        "--data",
-        help="Converted dataset (`sitn-tf data ...` output) instead of the synthetic one.",
-    )
+    _model_inputs(train)
     train.add_argument("--num_users", type=_positive_int, help="Synthetic users (3000).")
     train.add_argument(
         "--items_per_domain", type=_positive_int, help="Synthetic items per domain (1000)."
@@ -176,18 +181,7 @@ def register(groups: Any) -> None:
     profile.add_argument(
         "--trace_dir", help="Where the traces go (default: WORKDIR/profile-traces)."
     )
-    profile.add_argument(
-        "--config",
-        default=os.path.join(
-            defaults.REPO_ROOT, "pipelines", "configs", "amazon_books_movies.yaml"
-        ),
-        help="Pipeline config whose `model` and `training` sections are used "
-        "(default: %(default)s).",
-    )
-    profile.add_argument(
-        "--data",
-        help="Converted dataset (`sitn-tf data ...` output) instead of the synthetic one.",
-    )
+    _model_inputs(profile)
     profile.set_defaults(run=_runner("profile"), user_errors=(FileNotFoundError, ValueError))
 
     serve = commands.add_parser(
