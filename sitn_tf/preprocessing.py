@@ -243,11 +243,18 @@ def preprocessing_fn(
     return outputs
 
 
+def table_size(
+    tf_transform_output: tft.TFTransformOutput, vocabulary: str, num_oov_buckets: int
+) -> int:
+    """The embedding-table size of one vocabulary's ids: padding 0 + vocabulary + OOV buckets."""
+    return tf_transform_output.vocabulary_size_by_name(vocabulary) + num_oov_buckets + 1
+
+
 def vocab_sizes(tf_transform_output: tft.TFTransformOutput, num_oov_buckets: int) -> dict[str, int]:
     """Embedding-table sizes (padding id 0 + vocabulary + OOV buckets)."""
 
     def size(name: str) -> int:
-        return tf_transform_output.vocabulary_size_by_name(name) + num_oov_buckets + 1
+        return table_size(tf_transform_output, name, num_oov_buckets)
 
     return {
         "num_users": size(USER_VOCAB),
@@ -270,7 +277,7 @@ def item_attribute_vocab_sizes(
     """
 
     def size(name: str) -> int:
-        return tf_transform_output.vocabulary_size_by_name(name) + num_oov_buckets + 1
+        return table_size(tf_transform_output, name, num_oov_buckets)
 
     return {
         "brand": size(BRAND_VOCAB),

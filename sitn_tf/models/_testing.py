@@ -1,4 +1,4 @@
-"""Helpers of the model tests: a tiny config and random id batches."""
+"""Helpers of the model tests: a tiny config, random id batches, and call spies."""
 
 from __future__ import annotations
 
@@ -8,6 +8,23 @@ from sitn_tf import features
 from sitn_tf.models.config import SITNConfig
 
 SEQ_LEN = 6
+
+
+def record_input_shapes(layer, argument: int = 0) -> list[tuple]:
+    """Wraps `layer.call` to record the shape of its positional `argument` at every call.
+
+    Returns the list the shapes are appended to, e.g. `(rows, L)` of the ids an
+    encoder reads, or `(histories, L, D)` of the keys a target attention reads.
+    """
+    shapes: list[tuple] = []
+    call = layer.call
+
+    def spy(*args, **kwargs):
+        shapes.append(tuple(args[argument].shape))
+        return call(*args, **kwargs)
+
+    layer.call = spy
+    return shapes
 
 
 def tiny_config(**changes) -> SITNConfig:

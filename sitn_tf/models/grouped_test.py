@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from sitn_tf import features
 from sitn_tf import ops as sitn_ops
-from sitn_tf.models._testing import random_batch, tiny_config
+from sitn_tf.models._testing import random_batch, record_input_shapes, tiny_config
 from sitn_tf.models.din import DIN
 from sitn_tf.models.ranker import SITNRanker
 
@@ -102,14 +102,7 @@ def test_grouping_encodes_each_history_once():
     config = tiny_config()
     model = SITNRanker(config)
     x, _, _ = grouped_batch(config)
-    seen = []
-    call = model.source_encoder.call
-
-    def spy(ids, *args, **kwargs):
-        seen.append(tuple(ids.shape))
-        return call(ids, *args, **kwargs)
-
-    model.source_encoder.call = spy
+    seen = record_input_shapes(model.source_encoder)
     model(x)
     assert seen == [(len(GROUP_SIZES), config.max_seq_len)]
 
@@ -123,24 +116,10 @@ def test_a_common_padded_tail_is_dropped_with_the_same_outputs_and_gradients(mod
         x[name][:, 7:] = 0  # positions 7-9 are padding in every row
     length = {name: int(_np(sitn_ops.real_length(x[name] != 0))) for name in HISTORY_FEATURES}
     assert max(length.values()) <= 7
-    attended = []
     attention = model.target_attention if model_class is SITNRanker else model.attention
-    call = attention.call
-
-    def spy(query, keys, *args, **kwargs):
-        attended.append(tuple(keys.shape))
-        return call(query, keys, *args, **kwargs)
-
-    attention.call = spy
-    encoded = []
+    attended = record_input_shapes(attention, argument=1)  # the keys
     if model_class is SITNRanker:
-        encode = model.source_encoder.call
-
-        def encoder_spy(ids, *args, **kwargs):
-            encoded.append(tuple(ids.shape))
-            return encode(ids, *args, **kwargs)
-
-        model.source_encoder.call = encoder_spy
+        encoded = record_input_shapes(model.source_encoder)
     model.jit_compile = False  # drops the tail
     trimmed = _np(model(x))
     trimmed_loss, trimmed_grads = _loss_and_gradients(model, x, labels)

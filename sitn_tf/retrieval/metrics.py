@@ -81,6 +81,32 @@ def target_ranks(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return ahead.astype(np.int64)
 
 
+def popularity_ranks(
+    train_targets: np.ndarray,
+    histories: np.ndarray,
+    targets: np.ndarray,
+    num_candidates: int,
+    batch_size: int = 512,
+) -> np.ndarray:
+    """0-based ranks of `targets` when every query ranks items by their train clicks.
+
+    The simple baseline of every retrieval report: the score of item `j` is
+    its count in `train_targets`, the same for all queries; each query's
+    history is masked (`mask_history`) and ties count against the target.
+    Queries are scored `batch_size` at a time, so a large corpus never
+    needs the whole `(queries, num_candidates)` matrix at once.
+    """
+    counts = np.bincount(train_targets, minlength=num_candidates).astype(np.float64)
+    ranks = [np.zeros(0, np.int64)]
+    for start in range(0, len(targets), batch_size):
+        rows = slice(start, start + batch_size)
+        scores = np.broadcast_to(counts, (len(targets[rows]), num_candidates))
+        ranks.append(
+            target_ranks(mask_history(scores, histories[rows], targets[rows]), targets[rows])
+        )
+    return np.concatenate(ranks)
+
+
 def hit_rate(ranks: np.ndarray, k: int) -> float:
     """HR@K: the share of queries whose target ranks in the top K."""
     ranks = np.asarray(ranks)

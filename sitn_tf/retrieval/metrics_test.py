@@ -90,3 +90,15 @@ def test_sliced_recall_by_hand():
     assert out["recall@10_head"] == 0.5 and out["recall@50_head"] == 1.0
     assert out["recall@10_tail"] == 0.5 and out["recall@50_tail"] == 0.5
     assert (out["queries_head"], out["queries_tail"]) == (2, 2)
+
+
+@pytest.mark.parametrize("batch_size", [1, 512])
+def test_popularity_ranks_by_hand_in_any_batch_size(batch_size):
+    # Corpus 1..13: item k has 12 - k train clicks (k <= 11); items 12, 13 none.
+    train_targets = np.concatenate([np.full(12 - k, k) for k in range(1, 12)])
+    # Query 0 clicked item 1 (masked): items 2..10 above its target 11, rank 9.
+    # Query 1: items 1..11 above item 12, and item 13's tie counts: rank 12.
+    ranks = metrics.popularity_ranks(
+        train_targets, np.array([[1], [0]]), np.array([11, 12]), 14, batch_size=batch_size
+    )
+    np.testing.assert_array_equal(ranks, [9, 12])

@@ -203,19 +203,10 @@ class RetrieverResult:
 
 
 def popularity_metrics(
-    train: Split, split: Split, num_candidates: int, head: np.ndarray, batch_size: int = 512
+    train: Split, split: Split, num_candidates: int, head: np.ndarray
 ) -> dict[str, float]:
     """Recall@10/50 (overall, head, tail) of ranking by train clicks, history masked."""
-    counts = np.bincount(train.targets, minlength=num_candidates).astype(np.float64)
-    ranks = []
-    for start in range(0, len(split), batch_size):
-        histories = split.histories[start : start + batch_size]
-        targets = split.targets[start : start + batch_size]
-        scores = np.broadcast_to(counts, (len(targets), num_candidates))
-        ranks.append(
-            metrics.target_ranks(metrics.mask_history(scores, histories, targets), targets)
-        )
-    ranks = np.concatenate(ranks) if ranks else np.zeros(0, np.int64)
+    ranks = metrics.popularity_ranks(train.targets, split.histories, split.targets, num_candidates)
     return metrics.sliced_recall(ranks, split.targets, head, CUTOFFS)
 
 
@@ -256,9 +247,7 @@ def fit_retriever(
     spec = tf_transform_output.transformed_feature_spec()
     oov = config.transform.num_oov_buckets
     vocab = {
-        "category": tf_transform_output.vocabulary_size_by_name(preprocessing.CATEGORY_VOCAB)
-        + oov
-        + 1
+        "category": preprocessing.table_size(tf_transform_output, preprocessing.CATEGORY_VOCAB, oov)
     }
     if F.ITEM_BRAND in spec:  # a Transform output from before the attributes has none
         vocab.update(preprocessing.item_attribute_vocab_sizes(tf_transform_output, oov))

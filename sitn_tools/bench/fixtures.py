@@ -76,6 +76,21 @@ def converted_synthetic(
     return out
 
 
+def training_data(
+    data: str | None, workdir: str, *, num_users: int, items_per_domain: int, max_seq_len: int
+) -> str:
+    """`bench train`'s and `bench profile`'s data: `--data` as given, else the synthetic set
+    converted with histories of at least `max_seq_len` (and `CONVERSION_MAX_SEQ_LEN`)."""
+    if data:
+        return os.path.abspath(data)
+    return converted_synthetic(
+        workdir,
+        num_users=num_users,
+        items_per_domain=items_per_domain,
+        max_seq_len=max(CONVERSION_MAX_SEQ_LEN, max_seq_len),
+    )
+
+
 def transformed(data_dir: str, workdir: str, max_seq_len: int):
     """The pipeline's Transform of `data_dir` with histories of `max_seq_len`.
 

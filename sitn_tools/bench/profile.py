@@ -408,15 +408,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
     )
     sizes = train_bench.QUICK if args.quick else train_bench.FULL
-    if args.data:
-        data_dir = os.path.abspath(args.data)
-    else:
-        data_dir = fixtures.converted_synthetic(
-            workdir,
-            num_users=sizes["num_users"],
-            items_per_domain=sizes["items_per_domain"],
-            max_seq_len=max(fixtures.CONVERSION_MAX_SEQ_LEN, settings["seq_len"]),
-        )
+    data_dir = fixtures.training_data(
+        args.data,
+        workdir,
+        num_users=sizes["num_users"],
+        items_per_domain=sizes["items_per_domain"],
+        max_seq_len=settings["seq_len"],
+    )
     transform = fixtures.transformed(data_dir, workdir, settings["seq_len"])
     config = fixtures.model_config(transform, run_config, settings["seq_len"])
     stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -481,15 +481,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         f"{peak['gflops']:.1f} GFLOP/s",
         flush=True,
     )
-    if args.data:
-        data_dir = os.path.abspath(args.data)
-    else:
-        data_dir = fixtures.converted_synthetic(
-            workdir,
-            num_users=settings["num_users"],
-            items_per_domain=settings["items_per_domain"],
-            max_seq_len=max(fixtures.CONVERSION_MAX_SEQ_LEN, *settings["seq_lens"]),
-        )
+    data_dir = fixtures.training_data(
+        args.data,
+        workdir,
+        num_users=settings["num_users"],
+        items_per_domain=settings["items_per_domain"],
+        max_seq_len=max(settings["seq_lens"]),
+    )
     report["config"]["data_dir"] = data_dir
     for seq_len in settings["seq_lens"]:
         transform = fixtures.transformed(data_dir, workdir, seq_len)

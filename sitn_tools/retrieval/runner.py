@@ -132,17 +132,6 @@ def split_data(settings: DataSettings) -> tuple[Any, Any, Any, Any, dict[str, An
     return sequences, train, eval_split, test, summary
 
 
-def popularity_ranks(train, split, num_candidates: int) -> np.ndarray:
-    """Ranks under the training-target popularity, history masked, ties against the target."""
-    from sitn_tf.retrieval import metrics
-
-    counts = np.bincount(train.targets, minlength=num_candidates).astype(np.float64)
-    scores = np.broadcast_to(counts, (len(split), num_candidates))
-    return metrics.target_ranks(
-        metrics.mask_history(scores, split.histories, split.targets), split.targets
-    )
-
-
 def co_click_ranks(train, split, num_items: int, num_candidates: int) -> np.ndarray:
     """Ranks under a sequential co-click score, history masked, ties against the target.
 
@@ -337,7 +326,9 @@ class Study:
         n, c = self.data.num_items, self.data.num_candidates
         self.results["baselines"] = {
             "popularity": {
-                part: metrics.summarize(popularity_ranks(self.train, split, c))
+                part: metrics.summarize(
+                    metrics.popularity_ranks(self.train.targets, split.histories, split.targets, c)
+                )
                 for part, split in (("eval", self.eval), ("test", self.test))
             },
             "co_click": {

@@ -44,7 +44,6 @@ from sitn_tools.retrieval.runner import (
     REPO,
     DataSettings,
     data_line,
-    popularity_ranks,
     split_data,
 )
 
@@ -300,7 +299,10 @@ class SslStudy:
         self.results["baselines"] = {
             "popularity": {
                 part: metrics.sliced_recall(
-                    popularity_ranks(self.train, split, c), split.targets, self.head, CUTOFFS
+                    metrics.popularity_ranks(self.train.targets, split.histories, split.targets, c),
+                    split.targets,
+                    self.head,
+                    CUTOFFS,
                 )
                 for part, split in (("eval", self.eval), ("test", self.test))
             }
